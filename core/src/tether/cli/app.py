@@ -1,0 +1,35 @@
+"""The ``tether`` command."""
+
+from __future__ import annotations
+
+import typer
+
+from .. import __version__
+from . import audit, inbox, intents
+
+app = typer.Typer(
+    help="tether: durable execution for AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(intents.app, name="intents")
+app.add_typer(inbox.app, name="inbox")
+app.add_typer(audit.app, name="audit")
+
+
+@app.command()
+def version() -> None:
+    """Print tether's version."""
+    typer.echo(__version__)
+
+
+@app.command()
+def demo() -> None:
+    """Run the refund story across real processes on a fresh store, offline."""
+    from ..demo import run
+
+    run()
+
+
+def main() -> None:
+    app()

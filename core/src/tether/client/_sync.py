@@ -1,0 +1,467 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from ..clock import Clock
+from ..engine import Engine
+from ..errors import WaitTimeout
+from ..model import (
+    TERMINAL,
+    ChainReport,
+    Claim,
+    ErrorInfo,
+    Event,
+    HumanTask,
+    Intent,
+    Lease,
+    NewIntent,
+    OnTimeout,
+    Page,
+    Principal,
+    StateRecord,
+    Status,
+    Step,
+    Wait,
+    WaitKind,
+    WaitSpec,
+)
+from ..store import Store
+
+T = TypeVar("T")
+
+
+def default_owner() -> str:
+    """A worker identity that names the host, the process and the thread."""
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _token(lease: Lease | str | None) -> str | None:
+    return lease.token if isinstance(lease, Lease) else lease
+
+
+def _deadline(clock: Clock, deadline_at: datetime | None, timeout: float | None) -> datetime | None:
+    if deadline_at is not None and timeout is not None:
+        raise ValueError("pass deadline_at or timeout, not both")
+    if timeout is not None:
+        return clock.now() + timedelta(seconds=timeout)
+    return deadline_at
+
+
+class Client:
+    """tether's client. ``tether.connect()`` opens the embedded store in this process.
+
+    Every method acts as the client's ``actor`` (the principal given to :func:`connect`).
+
+    Example::
+
+        client = tether.connect()
+        intent = client.create_intent("refund.request.v1", "agent://demo/refunds", {"amount": 120})
+        lease = client.start(intent.intent_id)
+        client.wait_for_human(intent.intent_id, HumanTask(title="Refund 120?"), lease=lease)
+    """
+
+    def __init__(self, engine: Engine, *, owns_store: bool = True) -> None:
+        self._engine = engine
+        self._owns_store = owns_store
+
+    @property
+    def engine(self) -> Engine:
+        return self._engine
+
+    @property
+    def store(self) -> Store:
+        return self._engine.store
+
+    @property
+    def clock(self) -> Clock:
+        return self._engine.clock
+
+    @property
+    def actor(self) -> Principal:
+        return self._engine.actor
+
+    def as_actor(self, actor: Principal) -> Client:
+        """A client on the same store acting as another principal."""
+        return Client(self._engine.with_actor(actor), owns_store=False)
+
+    def close(self) -> None:
+        if self._owns_store:
+            self._engine.store.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- intents -----------------------------------------------------------------------------
+
+    def create_intent(
+        self,
+        intent_type: str,
+        to_agent: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        correlation_id: str | None = None,
+        from_agent: str | None = None,
+        reply_to: str | None = None,
+        deadline_at: datetime | None = None,
+        human_task: HumanTask | None = None,
+        parent_intent_id: str | None = None,
+        metadata: dict[str, str] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Intent:
+        """Submit an intent to an agent. With ``human_task`` it waits for a person at once."""
+        req = NewIntent(
+            intent_type=intent_type,
+            to_agent=to_agent,
+            payload=payload or {},
+            correlation_id=correlation_id,
+            from_agent=from_agent,
+            reply_to=reply_to,
+            deadline_at=deadline_at,
+            human_task=human_task,
+            parent_intent_id=parent_intent_id,
+            metadata=metadata or {},
+        )
+        return self._engine.create_intent(req, idempotency_key=idempotency_key)
+
+    def get_intent(self, intent_id: str) -> Intent:
+        return self._engine.get_intent(intent_id)
+
+    def list_intents(
+        self,
+        *,
+        status: list[Status] | Status | None = None,
+        to_agent: str | None = None,
+        from_agent: str | None = None,
+        intent_type: str | None = None,
+        correlation_id: str | None = None,
+        parent_intent_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> Page[Intent]:
+        """Intents, newest first, one page at a time (pass ``next_cursor`` back)."""
+        statuses = [status] if isinstance(status, Status) else status
+        return self._engine.list_intents(
+            status=statuses,
+            to_agent=to_agent,
+            from_agent=from_agent,
+            intent_type=intent_type,
+            correlation_id=correlation_id,
+            parent_intent_id=parent_intent_id,
+            cursor=cursor,
+            limit=limit,
+        )
+
+    def list_events(self, intent_id: str, *, since: int = 0, limit: int = 1000) -> list[Event]:
+        """The intent's audit trail after ``since`` (a seq), in order."""
+        return self._engine.list_events(intent_id, since=since, limit=limit)
+
+    def start(
+        self,
+        intent_id: str,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 60.0,
+        lease: Lease | None = None,
+    ) -> Lease:
+        """Begin work: IN_PROGRESS under a lease (pass it to the writes that follow)."""
+        return self._engine.start(
+            intent_id,
+            owner=owner or default_owner(),
+            lease_seconds=lease_seconds,
+            lease_token=_token(lease),
+        )
+
+    def acknowledge(self, intent_id: str, *, lease: Lease | None = None) -> Intent:
+        return self._engine.acknowledge(intent_id, lease_token=_token(lease))
+
+    def complete(self, intent_id: str, result: Any = None, *, lease: Lease | None = None) -> Intent:
+        """End the intent as COMPLETED with ``result``."""
+        return self._engine.resolve(
+            intent_id, Status.COMPLETED, result=result, lease_token=_token(lease)
+        )
+
+    def fail(self, intent_id: str, error: ErrorInfo | str, *, lease: Lease | None = None) -> Intent:
+        """End the intent as FAILED."""
+        info = error if isinstance(error, ErrorInfo) else ErrorInfo(message=error)
+        return self._engine.resolve(intent_id, Status.FAILED, error=info, lease_token=_token(lease))
+
+    def cancel(self, intent_id: str, reason: str) -> Intent:
+        """End the intent as CANCELED; an open wait is closed with it."""
+        return self._engine.resolve(intent_id, Status.CANCELED, reason=reason)
+
+    # -- waits -------------------------------------------------------------------------------
+
+    def open_wait(self, intent_id: str, spec: WaitSpec, *, lease: Lease | None = None) -> Wait:
+        return self._engine.open_wait(intent_id, spec, lease_token=_token(lease))
+
+    def wait_for_human(
+        self,
+        intent_id: str,
+        task: HumanTask,
+        *,
+        key: str | None = None,
+        deadline_at: datetime | None = None,
+        timeout: float | None = None,
+        on_timeout: OnTimeout | None = None,
+        lease: Lease | None = None,
+    ) -> Wait:
+        """Ask a person (WAITING_FOR_HUMAN). Idempotent by ``key``."""
+        spec = WaitSpec(
+            kind=WaitKind.HUMAN,
+            key=key,
+            human_task=task,
+            deadline_at=_deadline(self.clock, deadline_at, timeout),
+            on_timeout=on_timeout or OnTimeout(),
+        )
+        return self.open_wait(intent_id, spec, lease=lease)
+
+    def wait_for_tool(
+        self,
+        intent_id: str,
+        tool_name: str,
+        *,
+        key: str | None = None,
+        deadline_at: datetime | None = None,
+        timeout: float | None = None,
+        heartbeat_timeout: float | None = None,
+        on_timeout: OnTimeout | None = None,
+        lease: Lease | None = None,
+    ) -> Wait:
+        """Wait for a long external call; give ``wait.callback_token`` to the tool."""
+        spec = WaitSpec(
+            kind=WaitKind.TOOL,
+            key=key,
+            tool_name=tool_name,
+            heartbeat_timeout_seconds=heartbeat_timeout,
+            deadline_at=_deadline(self.clock, deadline_at, timeout),
+            on_timeout=on_timeout or OnTimeout(),
+        )
+        return self.open_wait(intent_id, spec, lease=lease)
+
+    def wait_for_agent(
+        self,
+        intent_id: str,
+        intent_type: str,
+        to_agent: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        key: str | None = None,
+        deadline_at: datetime | None = None,
+        timeout: float | None = None,
+        on_timeout: OnTimeout | None = None,
+        lease: Lease | None = None,
+    ) -> tuple[Intent, Wait]:
+        """Send a child intent to another agent and wait until it ends."""
+        child = NewIntent(intent_type=intent_type, to_agent=to_agent, payload=payload or {})
+        spec = WaitSpec(
+            kind=WaitKind.AGENT,
+            key=key,
+            child_intent_id="pending",
+            deadline_at=_deadline(self.clock, deadline_at, timeout),
+            on_timeout=on_timeout or OnTimeout(),
+        )
+        return self._engine.wait_for_child(
+            intent_id, child, key=key, spec=spec, lease_token=_token(lease)
+        )
+
+    def wait_for_time(
+        self,
+        intent_id: str,
+        *,
+        until: datetime | None = None,
+        seconds: float | None = None,
+        key: str | None = None,
+        lease: Lease | None = None,
+    ) -> Wait:
+        """A durable timer: the intent resumes (outcome ``elapsed``) at ``until``."""
+        fire_at = _deadline(self.clock, until, seconds)
+        if fire_at is None:
+            raise ValueError("pass until or seconds")
+        return self.open_wait(
+            intent_id, WaitSpec(kind=WaitKind.TIME, key=key, fire_at=fire_at), lease=lease
+        )
+
+    def get_wait(self, wait_id: str) -> Wait:
+        return self._engine.get_wait(wait_id)
+
+    def list_waits(self, intent_id: str) -> list[Wait]:
+        return self._engine.list_waits(intent_id)
+
+    def respond(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        comment: str | None = None,
+        data: dict[str, Any] | None = None,
+        wait_id: str | None = None,
+    ) -> Intent:
+        """Answer the intent's open human task as this client's actor."""
+        return self._engine.respond(intent_id, outcome, comment=comment, data=data, wait_id=wait_id)
+
+    def approve(self, /, intent_id: str, comment: str | None = None, **data: Any) -> Intent:
+        return self.respond(intent_id, "approved", comment=comment, data=data or None)
+
+    def reject(self, /, intent_id: str, comment: str | None = None, **data: Any) -> Intent:
+        return self.respond(intent_id, "rejected", comment=comment, data=data or None)
+
+    def resume(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        result: Any = None,
+        comment: str | None = None,
+        wait_id: str | None = None,
+        lease: Lease | None = None,
+    ) -> Intent:
+        """Resolve the intent's open wait (for a human task, the same checks as respond)."""
+        return self._engine.resume(
+            intent_id,
+            outcome,
+            result=result,
+            comment=comment,
+            wait_id=wait_id,
+            lease_token=_token(lease),
+        )
+
+    def complete_tool(self, token: str, result: Any = None, *, error: str | None = None) -> Intent:
+        """Post a tool's result with the wait's callback token (single use)."""
+        return self._engine.complete_tool(token, result=result, error=error)
+
+    def heartbeat_tool(self, token: str, *, extend_seconds: float | None = None) -> Wait:
+        return self._engine.heartbeat_tool(token, extend_seconds=extend_seconds)
+
+    def list_tasks(self, *, mine: bool = False, limit: int = 100) -> list[Intent]:
+        """Intents waiting for a person, oldest first."""
+        return self._engine.list_tasks(mine=mine, limit=limit)
+
+    def fire_due_timers(self) -> int:
+        """Fire deadlines and timers that are due; return how many fired."""
+        return self._engine.fire_due_timers()
+
+    # -- journal and state -------------------------------------------------------------------
+
+    def step(
+        self, intent_id: str, key: str, fn: Callable[[], T], *, lease: Lease | None = None
+    ) -> T:
+        """Run ``fn`` once for this intent and key; afterwards return its recorded result.
+
+        Example::
+
+            receipt = client.step(intent_id, "charge-card", lambda: psp.charge(42), lease=lease)
+        """
+        done = self._engine.get_step(intent_id, key)
+        if done is not None:
+            return done.result  # type: ignore[no-any-return]
+        value = fn()
+        recorded = self._engine.record_step(intent_id, key, value, lease_token=_token(lease))
+        return recorded.result  # type: ignore[no-any-return]
+
+    def get_step(self, intent_id: str, key: str) -> Step | None:
+        return self._engine.get_step(intent_id, key)
+
+    def record_step(
+        self, intent_id: str, key: str, result: Any, *, lease: Lease | None = None
+    ) -> Step:
+        return self._engine.record_step(intent_id, key, result, lease_token=_token(lease))
+
+    def list_steps(self, intent_id: str) -> list[Step]:
+        return self._engine.list_steps(intent_id)
+
+    def get_state(self, intent_id: str, key: str = "default") -> StateRecord | None:
+        return self._engine.get_state(intent_id, key)
+
+    def put_state(
+        self,
+        intent_id: str,
+        data: Any,
+        *,
+        expected_version: int,
+        key: str = "default",
+        lease: Lease | None = None,
+    ) -> StateRecord:
+        """Write opaque state if the stored version is ``expected_version`` (0: none yet)."""
+        return self._engine.put_state(
+            intent_id, data, expected_version=expected_version, key=key, lease_token=_token(lease)
+        )
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        agent: str,
+        *,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+        intent_types: list[str] | None = None,
+    ) -> Claim | None:
+        """Claim the next runnable intent for ``agent`` (new, or resumed after a wait)."""
+        return self._engine.claim(
+            agent,
+            owner=owner or default_owner(),
+            lease_seconds=lease_seconds,
+            intent_types=intent_types,
+        )
+
+    def claim_intent(
+        self, intent_id: str, *, owner: str | None = None, lease_seconds: float = 30.0
+    ) -> Claim:
+        return self._engine.claim_intent(
+            intent_id, owner=owner or default_owner(), lease_seconds=lease_seconds
+        )
+
+    def heartbeat(self, lease: Lease, *, lease_seconds: float = 30.0) -> Lease:
+        """Extend a lease; raises :class:`tether.LeaseLost` if it is gone."""
+        return self._engine.heartbeat_lease(
+            lease.intent_id, lease.token, lease_seconds=lease_seconds
+        )
+
+    def release(self, lease: Lease) -> None:
+        self._engine.release_lease(lease.intent_id, lease.token)
+
+    # -- waiting in a live process -----------------------------------------------------------
+
+    def wait_for(
+        self,
+        intent_id: str,
+        *,
+        timeout: float | None = None,
+        statuses: frozenset[Status] | set[Status] = TERMINAL,
+    ) -> Intent:
+        """Block until the intent reaches one of ``statuses`` (default: it ends).
+
+        Raises :class:`tether.WaitTimeout` after ``timeout`` seconds.
+        """
+        limit = None if timeout is None else time.monotonic() + timeout
+        seen = self.store.change_counter
+        while True:
+            intent = self.get_intent(intent_id)
+            if intent.status in statuses:
+                return intent
+            due = self._engine.next_timer_due()
+            if due is not None and due <= self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+                self.fire_due_timers()
+                continue
+            remaining = 1.0 if limit is None else limit - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"intent {intent_id} is still {intent.status.value}",
+                    details={"intent_id": intent_id, "status": intent.status.value},
+                )
+            seen = self.store.wait_for_change(seen, min(remaining, 1.0))
+
+    def verify_audit(self, intent_id: str | None = None) -> ChainReport:
+        """Recompute the hash chain of one intent, or of every intent."""
+        return self._engine.verify_audit(intent_id)

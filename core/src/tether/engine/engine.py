@@ -1,0 +1,399 @@
+"""The engine: every operation on intents, each one transaction on the store.
+
+The in-process client calls this directly; the server calls the same methods. Each method
+takes the acting :class:`~tether.model.Principal` (``actor``); without one it acts as the
+engine's default principal (an admin of the default workspace in library mode).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from ..clock import Clock
+from ..errors import InvalidRequest
+from ..model import (
+    ChainReport,
+    Claim,
+    ErrorInfo,
+    Event,
+    Intent,
+    Lease,
+    NewIntent,
+    Page,
+    Principal,
+    StateRecord,
+    Status,
+    Step,
+    Wait,
+    WaitSpec,
+)
+from ..store import Store, Tx
+from . import audit, intents, journal, leases, timers, waits
+from .context import Ctx
+from .records import load_intent
+
+T = TypeVar("T")
+
+
+class Engine:
+    """Intents, waits, timers, the journal, state and leases over one :class:`Store`."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        actor: Principal | None = None,
+        fire_timers_on_open: bool = True,
+    ) -> None:
+        self.store = store
+        self.clock = clock or Clock()
+        self.actor = actor or Principal.admin()
+        row = store.read(lambda tx: tx.one("SELECT value FROM tether_meta WHERE key = 'secret'"))
+        if row is None:
+            from ..errors import CorruptStore
+
+            raise CorruptStore("the store has no secret; it was not created by tether")
+        self._secret: str = row[0]
+        if fire_timers_on_open:
+            self.fire_due_timers()
+
+    def with_actor(self, actor: Principal) -> Engine:
+        """The same engine (same store) acting as ``actor`` by default."""
+        view = copy.copy(self)
+        view.actor = actor
+        return view
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _ctx(self, actor: Principal | None) -> Ctx:
+        return Ctx(now=self.clock.now(), actor=actor or self.actor, secret=self._secret)
+
+    def _write(self, fn: Callable[[Tx, Ctx], T], actor: Principal | None) -> T:
+        return self.store.write(lambda tx: fn(tx, self._ctx(actor)))
+
+    def _read(self, fn: Callable[[Tx, Ctx], T], actor: Principal | None) -> T:
+        return self.store.read(lambda tx: fn(tx, self._ctx(actor)))
+
+    # -- intents -----------------------------------------------------------------------------
+
+    def create_intent(
+        self, req: NewIntent, *, idempotency_key: str | None = None, actor: Principal | None = None
+    ) -> Intent:
+        """Create an intent; the same ``idempotency_key`` and body return the same intent."""
+        if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
+            raise InvalidRequest("an idempotency key is 1 to 255 characters")
+        return self._write(lambda tx, ctx: intents.create(tx, ctx, req, idempotency_key)[0], actor)
+
+    def get_intent(self, intent_id: str, *, actor: Principal | None = None) -> Intent:
+        return self._read(lambda tx, ctx: intents.read(tx, ctx, intent_id), actor)
+
+    def list_intents(
+        self,
+        *,
+        status: list[Status] | None = None,
+        to_agent: str | None = None,
+        from_agent: str | None = None,
+        intent_type: str | None = None,
+        correlation_id: str | None = None,
+        parent_intent_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        actor: Principal | None = None,
+    ) -> Page[Intent]:
+        return self._read(
+            lambda tx, ctx: intents.list_page(
+                tx,
+                ctx,
+                status=status,
+                to_agent=to_agent,
+                from_agent=from_agent,
+                intent_type=intent_type,
+                correlation_id=correlation_id,
+                parent_intent_id=parent_intent_id,
+                cursor=cursor,
+                limit=limit,
+            ),
+            actor,
+        )
+
+    def list_events(
+        self, intent_id: str, *, since: int = 0, limit: int = 1000, actor: Principal | None = None
+    ) -> list[Event]:
+        return self._read(lambda tx, ctx: intents.events(tx, ctx, intent_id, since, limit), actor)
+
+    def acknowledge(
+        self, intent_id: str, *, lease_token: str | None = None, actor: Principal | None = None
+    ) -> Intent:
+        return self._write(
+            lambda tx, ctx: intents.acknowledge(tx, ctx, intent_id, lease_token), actor
+        )
+
+    def start(
+        self,
+        intent_id: str,
+        *,
+        owner: str = "direct",
+        lease_seconds: float = 60.0,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Lease:
+        """Mark the intent IN_PROGRESS under a lease held by the caller."""
+        return self._write(
+            lambda tx, ctx: leases.start(tx, ctx, intent_id, owner, lease_seconds, lease_token),
+            actor,
+        )
+
+    def resolve(
+        self,
+        intent_id: str,
+        status: Status,
+        *,
+        result: Any = None,
+        error: ErrorInfo | None = None,
+        reason: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """End the intent: COMPLETED, FAILED or CANCELED (409 if it has already ended)."""
+        return self._write(
+            lambda tx, ctx: intents.resolve(
+                tx, ctx, intent_id, status, result=result, error=error, reason=reason,
+                lease_token=lease_token,
+            ),
+            actor,
+        )  # fmt: skip
+
+    # -- waits -------------------------------------------------------------------------------
+
+    def open_wait(
+        self,
+        intent_id: str,
+        spec: WaitSpec,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Wait:
+        def op(tx: Tx, ctx: Ctx) -> Wait:
+            return waits.open_wait(
+                tx, ctx, load_intent(tx, intent_id, ctx.actor), spec, lease_token
+            )
+
+        return self._write(op, actor)
+
+    def wait_for_child(
+        self,
+        intent_id: str,
+        child: NewIntent,
+        *,
+        key: str | None = None,
+        spec: WaitSpec | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> tuple[Intent, Wait]:
+        """Create a child intent and wait for it, in one transaction (idempotent by ``key``)."""
+        from ..model import WaitKind
+
+        def op(tx: Tx, ctx: Ctx) -> tuple[Intent, Wait]:
+            row = load_intent(tx, intent_id, ctx.actor)
+            idem = f"child:{intent_id}:{key}" if key is not None else None
+            body = child.model_copy(update={"parent_intent_id": intent_id})
+            created, _ = intents.create(tx, ctx, body, idem)
+            base = spec or WaitSpec(kind=WaitKind.AGENT, child_intent_id=created.intent_id)
+            wait_spec = base.model_copy(update={"child_intent_id": created.intent_id, "key": key})
+            row = load_intent(tx, intent_id, ctx.actor)
+            wait = waits.open_wait(tx, ctx, row, wait_spec, lease_token)
+            return intents.read(tx, ctx, created.intent_id), wait
+
+        return self._write(op, actor)
+
+    def get_wait(self, wait_id: str, *, actor: Principal | None = None) -> Wait:
+        return self._read(lambda tx, ctx: waits.get(tx, ctx, wait_id), actor)
+
+    def list_waits(self, intent_id: str, *, actor: Principal | None = None) -> list[Wait]:
+        return self._read(lambda tx, ctx: waits.list_for_intent(tx, ctx, intent_id), actor)
+
+    def respond(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        comment: str | None = None,
+        data: dict[str, Any] | None = None,
+        wait_id: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """A person answers the intent's open human task (checked against the task)."""
+
+        def op(tx: Tx, ctx: Ctx) -> Intent:
+            target = wait_id or waits.current_wait_id(tx, ctx, intent_id)
+            return waits.respond(tx, ctx, target, outcome, comment, data)
+
+        return self._write(op, actor)
+
+    def resume(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        result: Any = None,
+        comment: str | None = None,
+        wait_id: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """Resolve the intent's open wait with ``outcome`` (a human task goes through respond)."""
+
+        def op(tx: Tx, ctx: Ctx) -> Intent:
+            target = wait_id or waits.current_wait_id(tx, ctx, intent_id)
+            return waits.resume(tx, ctx, target, outcome, result, comment, lease_token)
+
+        return self._write(op, actor)
+
+    def complete_tool(
+        self,
+        token: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """A tool posts its result with the wait's callback token (single use)."""
+        return self._write(
+            lambda tx, ctx: waits.complete_tool(tx, ctx, token, result, error), actor
+        )
+
+    def heartbeat_tool(
+        self, token: str, *, extend_seconds: float | None = None, actor: Principal | None = None
+    ) -> Wait:
+        return self._write(
+            lambda tx, ctx: waits.heartbeat_tool(tx, ctx, token, extend_seconds), actor
+        )
+
+    def list_tasks(
+        self, *, mine: bool = False, limit: int = 100, actor: Principal | None = None
+    ) -> list[Intent]:
+        """Intents waiting for a person, oldest first; ``mine``: only those ``actor`` may act on."""
+        return self._read(lambda tx, ctx: waits.tasks(tx, ctx, mine, limit), actor)
+
+    # -- timers ------------------------------------------------------------------------------
+
+    def fire_due_timers(self, *, limit: int = 500) -> int:
+        """Fire timers whose time has come; return how many fired."""
+        total = 0
+        while True:
+            fired = self._write(
+                lambda tx, ctx: timers.fire_due(tx, ctx, limit), Principal.system("timer")
+            )
+            total += fired
+            if fired < limit:
+                return total
+
+    def next_timer_due(self) -> str | None:
+        return self.store.read(timers.next_due)
+
+    # -- journal and state -------------------------------------------------------------------
+
+    def get_step(self, intent_id: str, key: str, *, actor: Principal | None = None) -> Step | None:
+        return self._read(lambda tx, ctx: journal.get_step(tx, ctx, intent_id, key), actor)
+
+    def list_steps(self, intent_id: str, *, actor: Principal | None = None) -> list[Step]:
+        return self._read(lambda tx, ctx: journal.list_steps(tx, ctx, intent_id), actor)
+
+    def record_step(
+        self,
+        intent_id: str,
+        key: str,
+        result: Any,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Step:
+        return self._write(
+            lambda tx, ctx: journal.record_step(tx, ctx, intent_id, key, result, lease_token), actor
+        )
+
+    def get_state(
+        self, intent_id: str, key: str = "default", *, actor: Principal | None = None
+    ) -> StateRecord | None:
+        return self._read(lambda tx, ctx: journal.get_state(tx, ctx, intent_id, key), actor)
+
+    def put_state(
+        self,
+        intent_id: str,
+        data: Any,
+        *,
+        expected_version: int,
+        key: str = "default",
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> StateRecord:
+        return self._write(
+            lambda tx, ctx: journal.put_state(
+                tx, ctx, intent_id, key, data, expected_version, lease_token
+            ),
+            actor,
+        )
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        agent: str,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        intent_types: list[str] | None = None,
+        actor: Principal | None = None,
+    ) -> Claim | None:
+        return self._write(
+            lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types), actor
+        )
+
+    def claim_intent(
+        self,
+        intent_id: str,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        actor: Principal | None = None,
+    ) -> Claim:
+        return self._write(
+            lambda tx, ctx: leases.claim_intent(tx, ctx, intent_id, owner, lease_seconds), actor
+        )
+
+    def heartbeat_lease(
+        self,
+        intent_id: str,
+        token: str,
+        *,
+        lease_seconds: float = 30.0,
+        actor: Principal | None = None,
+    ) -> Lease:
+        return self._write(
+            lambda tx, ctx: leases.heartbeat(tx, ctx, intent_id, token, lease_seconds), actor
+        )
+
+    def release_lease(self, intent_id: str, token: str, *, actor: Principal | None = None) -> None:
+        self._write(lambda tx, ctx: leases.release(tx, ctx, intent_id, token), actor)
+
+    # -- audit -------------------------------------------------------------------------------
+
+    def verify_audit(self, intent_id: str | None = None, *, batch: int = 500) -> ChainReport:
+        """Recompute hash chains (one intent, or every intent in batches)."""
+        if intent_id is not None:
+            checked, problems = self.store.read(lambda tx: audit.verify(tx, [intent_id]))
+            return audit.report(1, checked, problems)
+        after, intents_n, events_n, problems = "", 0, 0, []
+        while True:
+            ids, checked, found = self.store.read(
+                lambda tx, a=after: audit.verify_all(tx, a, batch)  # type: ignore[misc]
+            )
+            intents_n += len(ids)
+            events_n += checked
+            problems.extend(found)
+            if len(ids) < batch:
+                return audit.report(intents_n, events_n, problems)
+            after = ids[-1]

@@ -1,0 +1,290 @@
+"""Creating, reading, listing and ending intents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..errors import Forbidden, IdempotencyConflict, InvalidRequest
+from ..ids import new_id
+from ..model import (
+    ErrorInfo,
+    Event,
+    Intent,
+    NewIntent,
+    Page,
+    PrincipalKind,
+    Status,
+    WaitKind,
+    WaitSpec,
+)
+from ..store import Tx
+from .audit import GENESIS
+from .context import Ctx
+from .records import (
+    EVENT_COLUMNS,
+    INTENT_COLUMNS,
+    IntentRow,
+    dumps,
+    event_from_row,
+    load_intent,
+    request_hash,
+    tstext,
+)
+from .transitions import append_event
+
+_RESOLVE_EVENTS = {
+    Status.COMPLETED: "intent.completed",
+    Status.FAILED: "intent.failed",
+    Status.CANCELED: "intent.canceled",
+}
+
+
+def ensure_agent(tx: Tx, ctx: Ctx, address: str, workspace: str) -> None:
+    tx.execute(
+        "INSERT INTO agents (address, workspace, status, created_at, updated_at, schema_version) "
+        "VALUES (?, ?, 'active', ?, ?, 1) ON CONFLICT DO NOTHING",
+        (address, workspace, ctx.now_text, ctx.now_text),
+    )
+
+
+def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tuple[Intent, bool]:
+    """Create an intent (CREATED -> SUBMITTED, and WAITING if it carries a human task).
+
+    Returns the intent and whether it was created now (False: an idempotent replay).
+    """
+    from .waits import open_wait
+
+    workspace = ctx.actor.workspace
+    sender = req.from_agent
+    if ctx.actor.kind is PrincipalKind.AGENT:
+        sender = ctx.actor.name  # the sender is who the credential says, never what the body says
+    if idempotency_key is not None:
+        scope = f"{workspace}:{sender or ctx.actor.actor}:create_intent"
+        digest = request_hash(req.model_dump(mode="json"))
+        seen = tx.one(
+            "SELECT request_hash, response FROM idempotency WHERE scope = ? AND idem_key = ?",
+            (scope, idempotency_key),
+        )
+        if seen is not None:
+            if seen[0] != digest:
+                raise IdempotencyConflict(
+                    "idempotency key reused with a different request body",
+                    details={"idempotency_key": idempotency_key},
+                )
+            existing = load_intent(tx, seen[1], ctx.actor)
+            return read(tx, ctx, existing.intent_id), False
+        intent_id = new_id()
+        tx.execute(
+            "INSERT INTO idempotency (scope, idem_key, request_hash, response, created_at) "
+            "VALUES (?, ?, ?, ?, ?)",
+            (scope, idempotency_key, digest, intent_id, ctx.now_text),
+        )
+    else:
+        intent_id = new_id()
+    if req.parent_intent_id is not None:
+        load_intent(tx, req.parent_intent_id, ctx.actor)
+    ensure_agent(tx, ctx, req.to_agent, workspace)
+    if sender:
+        ensure_agent(tx, ctx, sender, workspace)
+    row = IntentRow(
+        intent_id=intent_id,
+        workspace=workspace,
+        intent_type=req.intent_type,
+        correlation_id=req.correlation_id or new_id(),
+        from_agent=sender,
+        to_agent=req.to_agent,
+        reply_to=req.reply_to,
+        parent_intent_id=req.parent_intent_id,
+        payload=dumps(req.payload),
+        metadata=dumps(req.metadata),
+        status=Status.CREATED,
+        waiting_reason=None,
+        wait_id=None,
+        seq=0,
+        head_hash=GENESIS,
+        result=None,
+        error=None,
+        deadline_at=tstext(req.deadline_at),
+        lease_owner=None,
+        lease_token=None,
+        lease_expires_at=None,
+        created_at=ctx.now_text,
+        updated_at=ctx.now_text,
+        schema_version=1,
+    )
+    tx.execute(
+        f"INSERT INTO intents ({INTENT_COLUMNS}) VALUES ({', '.join('?' * 24)})",
+        (
+            row.intent_id, row.workspace, row.intent_type, row.correlation_id, row.from_agent,
+            row.to_agent, row.reply_to, row.parent_intent_id, row.payload, row.metadata,
+            "CREATED", None, None, 0, GENESIS, None, None, row.deadline_at, None, None, None,
+            row.created_at, row.updated_at, 1,
+        ),
+    )  # fmt: skip
+    details: dict[str, Any] = {
+        "intent_type": req.intent_type,
+        "to_agent": req.to_agent,
+        "from_agent": sender,
+        "correlation_id": row.correlation_id,
+    }
+    if req.parent_intent_id:
+        details["parent_intent_id"] = req.parent_intent_id
+    append_event(tx, ctx, row, "intent.created", Status.CREATED, details=details)
+    append_event(tx, ctx, row, "intent.submitted", Status.SUBMITTED)
+    if req.deadline_at is not None:
+        if req.deadline_at <= ctx.now:
+            raise InvalidRequest(
+                "deadline_at is in the past", details={"deadline_at": row.deadline_at}
+            )
+        tx.execute(
+            "INSERT INTO timers (kind, intent_id, wait_id, due_at, status) "
+            "VALUES ('intent_deadline', ?, NULL, ?, 'pending')",
+            (intent_id, row.deadline_at),
+        )
+    if req.human_task is not None:
+        open_wait(
+            tx,
+            ctx,
+            row,
+            WaitSpec(kind=WaitKind.HUMAN, key="human_task", human_task=req.human_task),
+            None,
+        )
+    return read(tx, ctx, intent_id), True
+
+
+def read(tx: Tx, ctx: Ctx, intent_id: str) -> Intent:
+    from .waits import open_wait_model
+
+    row = load_intent(tx, intent_id, ctx.actor)
+    return row.to_model(open_wait_model(tx, ctx, row))
+
+
+def list_page(
+    tx: Tx,
+    ctx: Ctx,
+    *,
+    status: list[Status] | None,
+    to_agent: str | None,
+    from_agent: str | None,
+    intent_type: str | None,
+    correlation_id: str | None,
+    parent_intent_id: str | None,
+    cursor: str | None,
+    limit: int,
+) -> Page[Intent]:
+    """Intents newest first; ``cursor`` is the last id of the previous page."""
+    if not 1 <= limit <= 500:
+        raise InvalidRequest("limit must be between 1 and 500")
+    where = ["workspace = ?"]
+    params: list[Any] = [ctx.actor.workspace]
+    for column, value in (
+        ("to_agent", to_agent),
+        ("from_agent", from_agent),
+        ("intent_type", intent_type),
+        ("correlation_id", correlation_id),
+        ("parent_intent_id", parent_intent_id),
+    ):
+        if value is not None:
+            where.append(f"{column} = ?")
+            params.append(value)
+    if status:
+        where.append(f"status IN ({', '.join('?' * len(status))})")
+        params.extend(s.value for s in status)
+    if cursor:
+        where.append("intent_id < ?")
+        params.append(cursor)
+    rows = tx.all(
+        f"SELECT intent_id FROM intents WHERE {' AND '.join(where)} "
+        "ORDER BY intent_id DESC LIMIT ?",
+        (*params, limit + 1),
+    )
+    ids = [r[0] for r in rows]
+    items = [read(tx, ctx, i) for i in ids[:limit]]
+    return Page[Intent](items=items, next_cursor=ids[limit - 1] if len(ids) > limit else None)
+
+
+def events(tx: Tx, ctx: Ctx, intent_id: str, since: int, limit: int) -> list[Event]:
+    if since < 0:
+        raise InvalidRequest("since must be 0 or more")
+    load_intent(tx, intent_id, ctx.actor)
+    rows = tx.all(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE intent_id = ? AND seq > ? ORDER BY seq LIMIT ?",
+        (intent_id, since, limit),
+    )
+    return [event_from_row(r) for r in rows]
+
+
+def check_lease(row: IntentRow, ctx: Ctx, lease_token: str | None) -> None:
+    """A write made under a lease is refused once that lease is gone (fencing)."""
+    from ..errors import LeaseLost
+
+    if lease_token is None:
+        return
+    if row.lease_token != lease_token or not row.lease_live(ctx.now_text):
+        raise LeaseLost(
+            f"the lease on intent {row.intent_id} was lost; another worker may continue it",
+            details={"intent_id": row.intent_id},
+        )
+
+
+def acknowledge(tx: Tx, ctx: Ctx, intent_id: str, lease_token: str | None) -> Intent:
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    append_event(tx, ctx, row, "intent.acknowledged", Status.ACKNOWLEDGED)
+    return read(tx, ctx, intent_id)
+
+
+def end(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    status: Status,
+    event_type: str,
+    *,
+    details: dict[str, Any] | None = None,
+    result: Any = None,
+    error: ErrorInfo | None = None,
+) -> None:
+    """Move an intent to a terminal status, closing its open wait first."""
+    from .waits import close_open_wait
+
+    if row.wait_id is not None and not row.status.terminal:
+        close_open_wait(tx, ctx, row, reason=status.value.lower())
+    append_event(
+        tx,
+        ctx,
+        row,
+        event_type,
+        status,
+        details=details,
+        wait_id=None,
+        result=result,
+        error=error.model_dump(mode="json") if error is not None else None,
+    )
+
+
+def resolve(
+    tx: Tx,
+    ctx: Ctx,
+    intent_id: str,
+    status: Status,
+    *,
+    result: Any,
+    error: ErrorInfo | None,
+    reason: str | None,
+    lease_token: str | None,
+) -> Intent:
+    """End an intent: COMPLETED (result), FAILED (error) or CANCELED (reason)."""
+    if status not in _RESOLVE_EVENTS:
+        raise InvalidRequest("resolve takes COMPLETED, FAILED or CANCELED")
+    row = load_intent(tx, intent_id, ctx.actor)
+    if ctx.actor.kind is PrincipalKind.HUMAN and status is not Status.CANCELED:
+        raise Forbidden("a person may cancel an intent, not complete or fail it for its agent")
+    check_lease(row, ctx, lease_token)
+    details: dict[str, Any] = {}
+    if reason:
+        details["reason"] = reason
+    if status is Status.FAILED and error is None:
+        error = ErrorInfo(code="failed", message=reason or "")
+    end(tx, ctx, row, status, _RESOLVE_EVENTS[status], details=details, result=result, error=error)
+    return read(tx, ctx, intent_id)

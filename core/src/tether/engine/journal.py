@@ -1,0 +1,129 @@
+"""The steps journal and versioned opaque state: what lets work resume without replay."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..clock import from_text
+from ..errors import InvalidRequest, VersionConflict
+from ..model import StateRecord, Step
+from ..store import Tx
+from .context import Ctx
+from .intents import check_lease
+from .records import dumps, load_intent, loads
+from .transitions import append_event
+
+
+def get_step(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> Step | None:
+    load_intent(tx, intent_id, ctx.actor)
+    row = tx.one(
+        "SELECT result, recorded_at, schema_version FROM steps WHERE intent_id = ? AND step_key = ?",
+        (intent_id, key),
+    )
+    if row is None:
+        return None
+    return Step(
+        intent_id=intent_id,
+        key=key,
+        result=loads(row[0], "step result"),
+        recorded_at=from_text(row[1]),
+        schema_version=row[2],
+    )
+
+
+def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
+    load_intent(tx, intent_id, ctx.actor)
+    rows = tx.all(
+        "SELECT step_key, result, recorded_at, schema_version FROM steps WHERE intent_id = ? "
+        "ORDER BY recorded_at, step_key",
+        (intent_id,),
+    )
+    return [
+        Step(
+            intent_id=intent_id,
+            key=k,
+            result=loads(r, "step result"),
+            recorded_at=from_text(a),
+            schema_version=v,
+        )
+        for k, r, a, v in rows
+    ]
+
+
+def record_step(
+    tx: Tx, ctx: Ctx, intent_id: str, key: str, result: Any, lease_token: str | None
+) -> Step:
+    """Record a finished step. The first record wins: a second one returns the first."""
+    if not key or len(key) > 512:
+        raise InvalidRequest("a step key is 1 to 512 characters")
+    existing = get_step(tx, ctx, intent_id, key)
+    if existing is not None:
+        return existing
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    tx.execute(
+        "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
+        "VALUES (?, ?, ?, ?, 1)",
+        (intent_id, key, dumps(result), ctx.now_text),
+    )
+    append_event(tx, ctx, row, "intent.step_recorded", details={"key": key})
+    return Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
+
+
+def get_state(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> StateRecord | None:
+    load_intent(tx, intent_id, ctx.actor)
+    row = tx.one(
+        "SELECT version, data, updated_at, schema_version FROM states "
+        "WHERE intent_id = ? AND state_key = ?",
+        (intent_id, key),
+    )
+    if row is None:
+        return None
+    return StateRecord(
+        intent_id=intent_id,
+        key=key,
+        version=row[0],
+        data=loads(row[1], "state"),
+        updated_at=from_text(row[2]),
+        schema_version=row[3],
+    )
+
+
+def put_state(
+    tx: Tx,
+    ctx: Ctx,
+    intent_id: str,
+    key: str,
+    data: Any,
+    expected_version: int,
+    lease_token: str | None,
+) -> StateRecord:
+    """Compare-and-set: write version ``expected_version + 1`` only if ``expected_version`` is
+    the stored one (0 when there is none yet)."""
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    current = tx.one(
+        "SELECT version FROM states WHERE intent_id = ? AND state_key = ?", (intent_id, key)
+    )
+    version = current[0] if current else 0
+    if version != expected_version:
+        raise VersionConflict(
+            f"state {key!r} of intent {intent_id} is at version {version}, not {expected_version}",
+            details={"current_version": version, "expected_version": expected_version},
+        )
+    text = dumps(data)
+    if current is None:
+        tx.execute(
+            "INSERT INTO states (intent_id, state_key, version, data, updated_at, schema_version) "
+            "VALUES (?, ?, 1, ?, ?, 1)",
+            (intent_id, key, text, ctx.now_text),
+        )
+    else:
+        tx.execute(
+            "UPDATE states SET version = ?, data = ?, updated_at = ? "
+            "WHERE intent_id = ? AND state_key = ? AND version = ?",
+            (version + 1, text, ctx.now_text, intent_id, key, version),
+        )
+    return StateRecord(
+        intent_id=intent_id, key=key, version=version + 1, data=data, updated_at=ctx.now
+    )

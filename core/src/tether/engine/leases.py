@@ -1,0 +1,170 @@
+"""Worker leases: one worker continues an intent at a time, and a dead worker's intent is
+claimed again once its lease expires."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ..clock import from_text, to_text
+from ..errors import Conflict, InvalidRequest, LeaseLost
+from ..ids import new_token
+from ..model import Claim, Lease, Status, WaitStatus
+from ..store import Tx
+from .context import Ctx
+from .intents import read
+from .records import WAIT_COLUMNS, IntentRow, load_intent
+from .transitions import append_event
+from .waits import _model
+
+RUNNABLE = (Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS)
+
+
+def _check_ttl(seconds: float) -> None:
+    if not 0 < seconds <= 86400:
+        raise InvalidRequest("a lease lasts between 0 and 86400 seconds")
+
+
+def _take(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease:
+    resumed = row.status is Status.IN_PROGRESS
+    lease = _take_quiet(tx, ctx, row, owner, seconds)
+    details = {"worker": owner, "lease_expires_at": row.lease_expires_at}
+    if row.status is Status.SUBMITTED:
+        append_event(tx, ctx, row, "intent.delivered", Status.DELIVERED, details=details)
+    else:
+        append_event(tx, ctx, row, "intent.claimed", details={**details, "resumed": resumed})
+    return lease
+
+
+def claim(
+    tx: Tx,
+    ctx: Ctx,
+    agent: str,
+    owner: str,
+    seconds: float,
+    intent_types: list[str] | None,
+) -> Claim | None:
+    """Claim the oldest runnable intent addressed to ``agent`` whose lease is free."""
+    _check_ttl(seconds)
+    where = [
+        "to_agent = ?",
+        f"status IN ({', '.join('?' * len(RUNNABLE))})",
+        "(lease_expires_at IS NULL OR lease_expires_at <= ?)",
+        "workspace = ?",
+    ]
+    params: list[object] = [agent, *(s.value for s in RUNNABLE), ctx.now_text, ctx.actor.workspace]
+    if intent_types:
+        where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
+        params.extend(intent_types)
+    found = tx.one(
+        f"SELECT intent_id FROM intents WHERE {' AND '.join(where)} ORDER BY intent_id LIMIT 1",
+        params,
+    )
+    if found is None:
+        return None
+    return _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds)
+
+
+def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:
+    """Claim one intent by id; a conflict if it is not runnable or another lease is live."""
+    _check_ttl(seconds)
+    row = load_intent(tx, intent_id, ctx.actor)
+    if row.status not in RUNNABLE:
+        raise Conflict(
+            f"intent {intent_id} is {row.status.value} and cannot be claimed",
+            code="not_runnable",
+            details={"status": row.status.value},
+        )
+    if row.lease_live(ctx.now_text):
+        raise Conflict(
+            f"intent {intent_id} is leased by {row.lease_owner} until {row.lease_expires_at}",
+            code="leased",
+            details={"owner": row.lease_owner, "expires_at": row.lease_expires_at},
+        )
+    return _claim_row(tx, ctx, row, owner, seconds)
+
+
+def _claim_row(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Claim:
+    last = tx.one(
+        f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND status != ? "
+        "ORDER BY resolved_at DESC, wait_id DESC LIMIT 1",
+        (row.intent_id, WaitStatus.OPEN.value),
+    )
+    lease = _take(tx, ctx, row, owner, seconds)
+    return Claim(
+        intent=read(tx, ctx, row.intent_id),
+        lease=lease,
+        resumed=last is not None,
+        last_wait=_model(ctx, last) if last is not None else None,
+    )
+
+
+def heartbeat(tx: Tx, ctx: Ctx, intent_id: str, token: str, seconds: float) -> Lease:
+    """Extend a live lease; :class:`LeaseLost` if it expired and was taken, or was released."""
+    _check_ttl(seconds)
+    row = load_intent(tx, intent_id, ctx.actor)
+    if row.lease_token != token or row.status.terminal:
+        raise LeaseLost(
+            f"the lease on intent {intent_id} is gone", details={"intent_id": intent_id}
+        )
+    expires = to_text(ctx.now + timedelta(seconds=seconds))
+    tx.execute("UPDATE intents SET lease_expires_at = ? WHERE intent_id = ?", (expires, intent_id))
+    assert row.lease_owner is not None
+    return Lease(
+        intent_id=intent_id, owner=row.lease_owner, token=token, expires_at=from_text(expires)
+    )
+
+
+def release(tx: Tx, ctx: Ctx, intent_id: str, token: str) -> None:
+    row = load_intent(tx, intent_id, ctx.actor)
+    if row.lease_token == token:
+        tx.execute(
+            "UPDATE intents SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
+            "WHERE intent_id = ?",
+            (intent_id,),
+        )
+
+
+def start(
+    tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float, lease_token: str | None
+) -> Lease:
+    """Begin work on an intent: IN_PROGRESS, under a lease (the caller's, or a new one)."""
+    _check_ttl(seconds)
+    row = load_intent(tx, intent_id, ctx.actor)
+    if lease_token is not None:
+        from .intents import check_lease
+
+        check_lease(row, ctx, lease_token)
+        lease = Lease(
+            intent_id=intent_id,
+            owner=row.lease_owner or owner,
+            token=lease_token,
+            expires_at=from_text(row.lease_expires_at or ctx.now_text),
+        )
+    elif row.lease_live(ctx.now_text):
+        raise Conflict(
+            f"intent {intent_id} is leased by {row.lease_owner}",
+            code="leased",
+            details={"owner": row.lease_owner, "expires_at": row.lease_expires_at},
+        )
+    else:
+        if row.status not in RUNNABLE:
+            from .lifecycle import check_transition
+
+            check_transition(row.status, Status.IN_PROGRESS, intent_id)
+        lease = _take_quiet(tx, ctx, row, owner, seconds)
+    if row.status is not Status.IN_PROGRESS:
+        append_event(
+            tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS, details={"worker": owner}
+        )
+    return lease
+
+
+def _take_quiet(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease:
+    token = new_token("ls")
+    expires = to_text(ctx.now + timedelta(seconds=seconds))
+    row.lease_owner, row.lease_token, row.lease_expires_at = owner, token, expires
+    tx.execute(
+        "UPDATE intents SET lease_owner = ?, lease_token = ?, lease_expires_at = ? WHERE intent_id = ?",
+        (owner, token, expires, row.intent_id),
+    )
+    return Lease(intent_id=row.intent_id, owner=owner, token=token, expires_at=from_text(expires))

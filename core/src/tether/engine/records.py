@@ -1,0 +1,202 @@
+"""Rows to models and back: the one place that knows how intents and waits are stored."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..clock import from_text, to_text
+from ..errors import CorruptStore, InvalidRequest, NotFound
+from ..model import (
+    ErrorInfo,
+    Event,
+    Intent,
+    LeaseInfo,
+    Principal,
+    PrincipalKind,
+    Status,
+    Wait,
+    WaitingReason,
+)
+from ..store import Tx
+from .audit import canonical_json
+
+INTENT_COLUMNS = (
+    "intent_id, workspace, intent_type, correlation_id, from_agent, to_agent, reply_to, "
+    "parent_intent_id, payload, metadata, status, waiting_reason, wait_id, seq, head_hash, "
+    "result, error, deadline_at, lease_owner, lease_token, lease_expires_at, created_at, "
+    "updated_at, schema_version"
+)
+WAIT_COLUMNS = (
+    "wait_id, intent_id, wait_key, kind, status, spec, child_intent_id, opened_at, deadline_at, "
+    "resolved_at, outcome, result, comment, resolved_by, schema_version"
+)
+EVENT_COLUMNS = (
+    "intent_id, seq, event_type, status, waiting_reason, actor, at, details, hash, schema_version"
+)
+
+
+def dumps(value: Any) -> str:
+    """JSON for storage; a value JSON cannot hold is the caller's error, not a crash."""
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
+
+
+def loads(text: str | None, what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise CorruptStore(f"stored {what} is not valid JSON") from exc
+
+
+def ts(value: str | None) -> datetime | None:
+    return from_text(value) if value is not None else None
+
+
+def tstext(value: datetime | None) -> str | None:
+    return to_text(value) if value is not None else None
+
+
+@dataclass
+class IntentRow:
+    """An intent as read inside a transaction, with everything the engine needs to change it."""
+
+    intent_id: str
+    workspace: str
+    intent_type: str
+    correlation_id: str
+    from_agent: str | None
+    to_agent: str
+    reply_to: str | None
+    parent_intent_id: str | None
+    payload: str
+    metadata: str
+    status: Status
+    waiting_reason: WaitingReason | None
+    wait_id: str | None
+    seq: int
+    head_hash: str
+    result: str | None
+    error: str | None
+    deadline_at: str | None
+    lease_owner: str | None
+    lease_token: str | None
+    lease_expires_at: str | None
+    created_at: str
+    updated_at: str
+    schema_version: int
+
+    @classmethod
+    def from_row(cls, row: tuple[Any, ...]) -> IntentRow:
+        r = cls(*row)
+        r.status = Status(r.status)
+        r.waiting_reason = WaitingReason(r.waiting_reason) if r.waiting_reason else None
+        return r
+
+    def lease_live(self, now: str) -> bool:
+        return self.lease_expires_at is not None and self.lease_expires_at > now
+
+    def to_model(self, wait: Wait | None) -> Intent:
+        error = loads(self.error, "error")
+        return Intent(
+            schema_version=self.schema_version,
+            intent_id=self.intent_id,
+            workspace=self.workspace,
+            intent_type=self.intent_type,
+            correlation_id=self.correlation_id,
+            from_agent=self.from_agent,
+            to_agent=self.to_agent,
+            reply_to=self.reply_to,
+            parent_intent_id=self.parent_intent_id,
+            payload=loads(self.payload, "payload"),
+            metadata=loads(self.metadata, "metadata"),
+            status=self.status,
+            waiting_reason=self.waiting_reason,
+            seq=self.seq,
+            created_at=from_text(self.created_at),
+            updated_at=from_text(self.updated_at),
+            deadline_at=ts(self.deadline_at),
+            result=loads(self.result, "result"),
+            error=ErrorInfo.model_validate(error) if error is not None else None,
+            wait=wait,
+            lease=(
+                LeaseInfo(owner=self.lease_owner, expires_at=from_text(self.lease_expires_at))
+                if self.lease_owner and self.lease_expires_at
+                else None
+            ),
+        )
+
+
+def visible(row: IntentRow, actor: Principal) -> bool:
+    return actor.kind is PrincipalKind.SYSTEM or row.workspace == actor.workspace
+
+
+def load_intent(tx: Tx, intent_id: str, actor: Principal) -> IntentRow:
+    """The intent, or :class:`NotFound` (also for another workspace's intents)."""
+    row = tx.one(f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,))
+    if row is None:
+        raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
+    intent = IntentRow.from_row(row)
+    if not visible(intent, actor):
+        raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
+    return intent
+
+
+def wait_from_row(row: tuple[Any, ...], token: str | None = None) -> Wait:
+    spec = loads(row[5], "wait spec")
+    return Wait(
+        wait_id=row[0],
+        intent_id=row[1],
+        key=row[2],
+        kind=row[3],
+        status=row[4],
+        child_intent_id=row[6],
+        opened_at=from_text(row[7]),
+        deadline_at=ts(row[8]),
+        resolved_at=ts(row[9]),
+        outcome=row[10],
+        result=loads(row[11], "wait result"),
+        comment=row[12],
+        resolved_by=row[13],
+        schema_version=row[14],
+        on_timeout=spec.get("on_timeout", {}),
+        human_task=spec.get("human_task"),
+        tool_name=spec.get("tool_name"),
+        heartbeat_timeout_seconds=spec.get("heartbeat_timeout_seconds"),
+        fire_at=spec.get("fire_at"),
+        callback_token=token,
+    )
+
+
+def load_wait_row(tx: Tx, wait_id: str) -> tuple[Any, ...]:
+    row = tx.one(f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?", (wait_id,))
+    if row is None:
+        raise NotFound(f"no wait {wait_id}", details={"wait_id": wait_id})
+    return row
+
+
+def event_from_row(row: tuple[Any, ...]) -> Event:
+    return Event(
+        intent_id=row[0],
+        seq=row[1],
+        event_type=row[2],
+        status=row[3],
+        waiting_reason=row[4],
+        actor=row[5],
+        at=from_text(row[6]),
+        details=loads(row[7], "event details"),
+        hash=row[8],
+        schema_version=row[9],
+    )
+
+
+def request_hash(value: Any) -> str:
+    import hashlib
+
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()

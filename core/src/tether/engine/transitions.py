@@ -1,0 +1,119 @@
+"""The one place an intent changes: append an event to its chain and update its row."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ..model import TERMINAL, Status, WaitingReason
+from ..store import Tx
+from .audit import event_hash
+from .context import Ctx
+from .lifecycle import check_transition
+from .records import IntentRow, dumps
+
+_UNSET: Any = object()
+
+
+def append_event(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    event_type: str,
+    status: Status | None = None,
+    *,
+    waiting_reason: WaitingReason | None = None,
+    details: dict[str, Any] | None = None,
+    wait_id: str | Any | None = _UNSET,
+    result: Any = _UNSET,
+    error: Any = _UNSET,
+    release_lease: bool = False,
+) -> None:
+    """Record ``event_type`` on ``row`` (moving it to ``status`` if given) and persist it.
+
+    The transition is checked against the lifecycle table; WAITING carries exactly one
+    waiting reason and no other status carries one. Reaching a terminal status cancels the
+    intent's timers, releases its lease and tells a parent that waits on it.
+    """
+    target = status if status is not None else row.status
+    if target is not row.status or row.status in TERMINAL:
+        check_transition(row.status, target, row.intent_id)
+    if waiting_reason is not None:
+        reason: WaitingReason | None = waiting_reason
+    elif target is row.status:
+        reason = row.waiting_reason
+    else:
+        reason = None
+    if (reason is not None) != (target is Status.WAITING):
+        raise AssertionError("WAITING carries exactly one waiting reason; no other status does")
+    seq = row.seq + 1
+    details = details or {}
+    stored = {
+        "intent_id": row.intent_id,
+        "seq": seq,
+        "event_type": event_type,
+        "status": target.value,
+        "waiting_reason": reason.value if reason else None,
+        "actor": ctx.actor.actor,
+        "at": ctx.now_text,
+        "details": details,
+    }
+    digest = event_hash(row.head_hash, stored)
+    tx.execute(
+        "INSERT INTO events (intent_id, seq, event_type, status, waiting_reason, actor, at, "
+        "details, hash, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        (
+            row.intent_id,
+            seq,
+            event_type,
+            target.value,
+            stored["waiting_reason"],
+            stored["actor"],
+            ctx.now_text,
+            dumps(details),
+            digest,
+        ),
+    )
+    row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
+    row.updated_at = ctx.now_text
+    if wait_id is not _UNSET:
+        row.wait_id = wait_id
+    if result is not _UNSET:
+        row.result = dumps(result)
+    if error is not _UNSET:
+        row.error = dumps(error)
+    if release_lease or target in TERMINAL:
+        row.lease_owner = row.lease_token = row.lease_expires_at = None
+    changed = tx.execute(
+        "UPDATE intents SET status = ?, waiting_reason = ?, seq = ?, head_hash = ?, "
+        "updated_at = ?, wait_id = ?, result = ?, error = ?, lease_owner = ?, lease_token = ?, "
+        "lease_expires_at = ? WHERE intent_id = ? AND seq = ?",
+        (
+            target.value,
+            reason.value if reason else None,
+            seq,
+            digest,
+            ctx.now_text,
+            row.wait_id,
+            row.result,
+            row.error,
+            row.lease_owner,
+            row.lease_token,
+            row.lease_expires_at,
+            row.intent_id,
+            seq - 1,
+        ),
+    )
+    if changed != 1:  # only possible if the row changed under us: never lose a seq silently
+        raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
+    if target in TERMINAL:
+        _on_terminal(tx, ctx, row)
+
+
+def _on_terminal(tx: Tx, ctx: Ctx, row: IntentRow) -> None:
+    tx.execute(
+        "UPDATE timers SET status = 'canceled' WHERE intent_id = ? AND status = 'pending'",
+        (row.intent_id,),
+    )
+    from .waits import child_ended  # waits depend on transitions, not the other way round
+
+    child_ended(tx, ctx, row)

@@ -1,0 +1,500 @@
+"""Waits: opening one, resolving it exactly once, timing it out, and the human inbox.
+
+Four kinds (DESIGN §3): a human task, a long tool call (with a callback token), another
+agent's intent (a child), and a durable timer. Opening is idempotent per (intent, key), so an
+adapter whose node re-runs on resume gets the same wait back.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import timedelta
+from typing import Any
+
+from jsonschema import Draft202012Validator
+
+from ..errors import (
+    Forbidden,
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+    WaitResolved,
+)
+from ..ids import new_id
+from ..model import (
+    TIMEOUT,
+    ErrorInfo,
+    HumanTask,
+    Intent,
+    PrincipalKind,
+    Status,
+    Wait,
+    WaitKind,
+    WaitSpec,
+    WaitStatus,
+)
+from ..store import Tx
+from .context import Ctx
+from .records import (
+    WAIT_COLUMNS,
+    IntentRow,
+    dumps,
+    load_intent,
+    load_wait_row,
+    loads,
+    request_hash,
+    tstext,
+    wait_from_row,
+)
+from .transitions import append_event
+
+_CAN_WAIT = {Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS}
+
+
+# -- callback tokens ---------------------------------------------------------------------------
+
+
+def callback_token(secret: str, wait_id: str) -> str:
+    """The tool wait's callback token: derivable again by the engine, unguessable outside it."""
+    mac = hmac.new(secret.encode(), wait_id.encode(), hashlib.sha256).digest()
+    return f"tw_{wait_id}.{base64.urlsafe_b64encode(mac).decode().rstrip('=')}"
+
+
+def wait_id_of_token(secret: str, token: str) -> str:
+    if not token.startswith("tw_") or "." not in token:
+        raise NotFound("unknown callback token")
+    wait_id = token[3:].split(".", 1)[0]
+    if not hmac.compare_digest(callback_token(secret, wait_id), token):
+        raise NotFound("unknown callback token")
+    return wait_id
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def _model(ctx: Ctx, row: tuple[Any, ...]) -> Wait:
+    token = callback_token(ctx.secret, row[0]) if row[3] == WaitKind.TOOL.value else None
+    return wait_from_row(row, token)
+
+
+def open_wait_model(tx: Tx, ctx: Ctx, intent: IntentRow) -> Wait | None:
+    if intent.wait_id is None:
+        return None
+    return _model(ctx, load_wait_row(tx, intent.wait_id))
+
+
+def get(tx: Tx, ctx: Ctx, wait_id: str) -> Wait:
+    row = load_wait_row(tx, wait_id)
+    load_intent(tx, row[1], ctx.actor)  # visibility
+    return _model(ctx, row)
+
+
+def list_for_intent(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
+    load_intent(tx, intent_id, ctx.actor)
+    rows = tx.all(
+        f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? ORDER BY opened_at, wait_id",
+        (intent_id,),
+    )
+    return [_model(ctx, r) for r in rows]
+
+
+# -- opening -----------------------------------------------------------------------------------
+
+
+def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str | None) -> Wait:
+    """Open ``spec`` on the intent (-> WAITING); return the existing wait if the key was used."""
+    from .intents import check_lease
+
+    key = spec.key
+    spec_json = spec.model_dump(mode="json", exclude={"key"})
+    if key is not None:
+        found = tx.one(
+            f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND wait_key = ?",
+            (row.intent_id, key),
+        )
+        if found is not None:
+            if request_hash(loads(found[5], "wait spec")) != request_hash(spec_json):
+                raise IdempotencyConflict(
+                    f"wait key {key!r} was used for a different wait on this intent",
+                    details={"intent_id": row.intent_id, "key": key},
+                )
+            return _model(ctx, found)
+    check_lease(row, ctx, lease_token)
+    if row.status is Status.WAITING:
+        raise IllegalTransition(
+            f"intent {row.intent_id} is already waiting; resolve its wait first",
+            details={"intent_id": row.intent_id, "wait_id": row.wait_id},
+        )
+    if row.status not in _CAN_WAIT:
+        from .lifecycle import check_transition
+
+        check_transition(row.status, Status.WAITING, row.intent_id)
+    if spec.deadline_at is not None and spec.deadline_at <= ctx.now:
+        raise InvalidRequest("the wait's deadline_at is in the past")
+    child: IntentRow | None = None
+    if spec.kind is WaitKind.AGENT:
+        assert spec.child_intent_id is not None
+        child = load_intent(tx, spec.child_intent_id, ctx.actor)
+        if child.intent_id == row.intent_id:
+            raise InvalidRequest("an intent cannot wait for itself")
+    wait_id = new_id()
+    deadline = spec.deadline_at
+    if spec.heartbeat_timeout_seconds is not None:
+        beat = ctx.now + timedelta(seconds=spec.heartbeat_timeout_seconds)
+        deadline = min(deadline, beat) if deadline is not None else beat
+    task = spec.human_task
+    tx.execute(
+        "INSERT INTO waits (wait_id, intent_id, wait_key, kind, status, spec, child_intent_id, "
+        "assignees, opened_at, deadline_at, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        (
+            wait_id, row.intent_id, key or wait_id, spec.kind.value, WaitStatus.OPEN.value,
+            dumps(spec_json), spec.child_intent_id, _assignees(task), ctx.now_text,
+            tstext(deadline),
+        ),
+    )  # fmt: skip
+    if deadline is not None:
+        _add_timer(tx, "wait_deadline", row.intent_id, wait_id, tstext(deadline))
+    if spec.kind is WaitKind.TIME:
+        _add_timer(tx, "wait_fire", row.intent_id, wait_id, tstext(spec.fire_at))
+    details: dict[str, Any] = {"wait_id": wait_id, "kind": spec.kind.value}
+    if key is not None:
+        details["key"] = key
+    if deadline is not None:
+        details["deadline_at"] = tstext(deadline)
+    if task is not None:
+        details["human_task"] = task.model_dump(mode="json", exclude_defaults=True)
+    for name in ("tool_name", "child_intent_id"):
+        if getattr(spec, name) is not None:
+            details[name] = getattr(spec, name)
+    if spec.fire_at is not None:
+        details["fire_at"] = tstext(spec.fire_at)
+    event = "intent.human_task_assigned" if spec.kind is WaitKind.HUMAN else "intent.waiting"
+    append_event(
+        tx,
+        ctx,
+        row,
+        event,
+        Status.WAITING,
+        waiting_reason=spec.kind.reason,
+        details=details,
+        wait_id=wait_id,
+        release_lease=True,
+    )
+    if child is not None and child.status.terminal:  # it ended before we started waiting
+        _resolve_child_wait(tx, ctx, wait_id, child)
+    return _model(ctx, load_wait_row(tx, wait_id))
+
+
+def _assignees(task: HumanTask | None) -> str:
+    if task is None:
+        return "[]"
+    return dumps([*task.assignees, *(f"group:{g}" for g in task.groups)])
+
+
+def _add_timer(tx: Tx, kind: str, intent_id: str, wait_id: str | None, due: str | None) -> None:
+    tx.execute(
+        "INSERT INTO timers (kind, intent_id, wait_id, due_at, status) VALUES (?, ?, ?, ?, 'pending')",
+        (kind, intent_id, wait_id, due),
+    )
+
+
+# -- resolving ---------------------------------------------------------------------------------
+
+
+def _close(
+    tx: Tx,
+    ctx: Ctx,
+    wait_id: str,
+    status: WaitStatus,
+    *,
+    outcome: str | None,
+    result: Any = None,
+    comment: str | None = None,
+) -> None:
+    changed = tx.execute(
+        "UPDATE waits SET status = ?, resolved_at = ?, outcome = ?, result = ?, comment = ?, "
+        "resolved_by = ? WHERE wait_id = ? AND status = 'open'",
+        (status.value, ctx.now_text, outcome, dumps(result), comment, ctx.actor.actor, wait_id),
+    )
+    if changed != 1:
+        raise WaitResolved(f"wait {wait_id} is already closed", details={"wait_id": wait_id})
+    tx.execute(
+        "UPDATE timers SET status = 'canceled' WHERE wait_id = ? AND status = 'pending'", (wait_id,)
+    )
+
+
+def _resume(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    wait: Wait,
+    status: WaitStatus,
+    outcome: str,
+    result: Any,
+    comment: str | None,
+    event_type: str = "intent.resumed",
+) -> None:
+    _close(tx, ctx, wait.wait_id, status, outcome=outcome, result=result, comment=comment)
+    details: dict[str, Any] = {"wait_id": wait.wait_id, "kind": wait.kind.value, "outcome": outcome}
+    if status is WaitStatus.TIMED_OUT:
+        details["timed_out"] = True
+    if comment:
+        details["comment"] = comment
+    if result is not None:
+        details["result"] = result
+    append_event(
+        tx,
+        ctx,
+        row,
+        event_type,
+        Status.IN_PROGRESS,
+        details=details,
+        wait_id=None,
+        release_lease=True,
+    )
+
+
+def _open_wait_of(tx: Tx, ctx: Ctx, wait_id: str) -> tuple[IntentRow, Wait]:
+    wrow = load_wait_row(tx, wait_id)
+    row = load_intent(tx, wrow[1], ctx.actor)
+    wait = _model(ctx, wrow)
+    if not wait.is_open:
+        raise WaitResolved(
+            f"wait {wait_id} is already {wait.status.value}",
+            details={"wait_id": wait_id, "status": wait.status.value, "outcome": wait.outcome},
+        )
+    return row, wait
+
+
+def current_wait_id(tx: Tx, ctx: Ctx, intent_id: str) -> str:
+    row = load_intent(tx, intent_id, ctx.actor)
+    if row.wait_id is None:
+        if row.status.terminal:
+            from .lifecycle import check_transition
+
+            check_transition(row.status, Status.IN_PROGRESS, intent_id)
+        raise WaitResolved(f"intent {intent_id} has no open wait", details={"intent_id": intent_id})
+    return row.wait_id
+
+
+def may_act_on(task: HumanTask, ctx: Ctx) -> bool:
+    actor = ctx.actor
+    if actor.kind in (PrincipalKind.ADMIN, PrincipalKind.SYSTEM):
+        return True
+    if actor.kind is not PrincipalKind.HUMAN:
+        return False
+    if not task.assignees and not task.groups:
+        return True
+    return actor.name in task.assignees or bool(set(task.groups) & set(actor.groups))
+
+
+def respond(
+    tx: Tx,
+    ctx: Ctx,
+    wait_id: str,
+    outcome: str,
+    comment: str | None,
+    data: dict[str, Any] | None,
+) -> Intent:
+    """A person's answer to a human task: checked against the task, then the intent resumes."""
+    from .intents import read
+
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    task = wait.human_task
+    if task is None:
+        raise InvalidRequest(f"wait {wait_id} is a {wait.kind.value} wait, not a human task")
+    if ctx.actor.kind is PrincipalKind.AGENT:
+        raise Forbidden("an agent cannot resolve a human task", code="agent_cannot_approve")
+    if not may_act_on(task, ctx):
+        raise Forbidden(
+            f"{ctx.actor.actor} is not assigned this task",
+            code="not_assignee",
+            details={"assignees": task.assignees, "groups": task.groups},
+        )
+    if outcome not in task.allowed_outcomes:
+        raise InvalidRequest(
+            f"outcome {outcome!r} is not allowed; choose one of {task.allowed_outcomes}",
+            code="outcome_not_allowed",
+            details={"allowed_outcomes": task.allowed_outcomes},
+        )
+    if task.required_comment and not (comment or "").strip():
+        raise InvalidRequest("this task requires a comment", code="comment_required")
+    data = data or {}
+    if task.evidence_required and not data.get("evidence"):
+        raise InvalidRequest(
+            "this task requires evidence (data.evidence)", code="evidence_required"
+        )
+    if task.form_schema is not None:
+        errors = sorted(
+            Draft202012Validator(task.form_schema).iter_errors(data), key=lambda e: list(e.path)
+        )
+        if errors:
+            raise InvalidRequest(
+                "the response does not match the task's form",
+                code="form_invalid",
+                details={
+                    "errors": [
+                        {"field": "/".join(str(p) for p in e.path), "message": e.message}
+                        for e in errors
+                    ]
+                },
+            )
+    _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, data or None, comment)
+    return read(tx, ctx, row.intent_id)
+
+
+def resume(
+    tx: Tx,
+    ctx: Ctx,
+    wait_id: str,
+    outcome: str,
+    result: Any,
+    comment: str | None,
+    lease_token: str | None,
+) -> Intent:
+    """Resolve a non-human wait by hand (an agent or admin ends a tool, agent or time wait)."""
+    from .intents import check_lease, read
+
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    if wait.kind is WaitKind.HUMAN:
+        data = result if isinstance(result, dict) else None
+        return respond(tx, ctx, wait_id, outcome, comment, data)
+    if ctx.actor.kind is PrincipalKind.HUMAN:
+        raise Forbidden("a person resolves human tasks; this wait belongs to the agent")
+    if outcome == TIMEOUT:
+        raise InvalidRequest("'timeout' is reserved for waits whose deadline passed")
+    check_lease(row, ctx, lease_token)
+    _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, result, comment)
+    return read(tx, ctx, row.intent_id)
+
+
+def complete_tool(tx: Tx, ctx: Ctx, token: str, result: Any, error: str | None) -> Intent:
+    """The tool posts its result (or its error) with the wait's callback token; single use."""
+    from .intents import read
+
+    wait_id = wait_id_of_token(ctx.secret, token)
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    outcome = "failed" if error is not None else "completed"
+    payload = {"error": error} if error is not None else result
+    _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, payload, None)
+    return read(tx, ctx, row.intent_id)
+
+
+def heartbeat_tool(tx: Tx, ctx: Ctx, token: str, extend_seconds: float | None) -> Wait:
+    """The tool is alive: push the wait's timeout out by its heartbeat timeout (or as asked)."""
+    wait_id = wait_id_of_token(ctx.secret, token)
+    _, wait = _open_wait_of(tx, ctx, wait_id)
+    seconds = extend_seconds or wait.heartbeat_timeout_seconds
+    if seconds is None or seconds <= 0:
+        raise InvalidRequest("this tool wait has no heartbeat timeout; pass extend_seconds")
+    new_deadline = ctx.now + timedelta(seconds=seconds)
+    if wait.deadline_at is not None and wait.deadline_at >= new_deadline:
+        return wait
+    text = tstext(new_deadline)
+    tx.execute("UPDATE waits SET deadline_at = ? WHERE wait_id = ?", (text, wait_id))
+    if (
+        tx.execute(
+            "UPDATE timers SET due_at = ? WHERE wait_id = ? AND kind = 'wait_deadline' AND status = 'pending'",
+            (text, wait_id),
+        )
+        == 0
+    ):
+        _add_timer(tx, "wait_deadline", wait.intent_id, wait_id, text)
+    return _model(ctx, load_wait_row(tx, wait_id))
+
+
+def time_out(tx: Tx, ctx: Ctx, wait_id: str) -> None:
+    """A wait's deadline passed: a timeout, handled as the wait's policy says."""
+    from .intents import end
+
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    policy = wait.on_timeout
+    if policy.action == "fail":
+        _close(tx, ctx, wait_id, WaitStatus.TIMED_OUT, outcome=TIMEOUT)
+        row.wait_id = None
+        end(
+            tx,
+            ctx,
+            row,
+            Status.FAILED,
+            "intent.failed",
+            details={"reason": "wait_timeout", "wait_id": wait_id},
+            error=ErrorInfo(
+                code="wait_timeout", message=f"{wait.kind.value} wait timed out", retryable=True
+            ),
+        )
+        return
+    outcome = policy.default_outcome if policy.action == "default" else TIMEOUT
+    assert outcome is not None
+    _resume(tx, ctx, row, wait, WaitStatus.TIMED_OUT, outcome, None, None, "intent.timeout")
+
+
+def fire(tx: Tx, ctx: Ctx, wait_id: str) -> None:
+    """A time wait's moment came: the intent resumes with the outcome ``elapsed``."""
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, "elapsed", None, None)
+
+
+def close_open_wait(tx: Tx, ctx: Ctx, row: IntentRow, reason: str) -> None:
+    """The intent is ending while it waits: its wait is canceled, never silently left open."""
+    if row.wait_id is not None:
+        _close(tx, ctx, row.wait_id, WaitStatus.CANCELED, outcome=None, comment=reason)
+        row.wait_id = None
+
+
+def child_ended(tx: Tx, ctx: Ctx, child: IntentRow) -> None:
+    """A child intent reached a terminal status: resolve every wait that waits on it."""
+    for (wait_id,) in tx.all(
+        "SELECT wait_id FROM waits WHERE child_intent_id = ? AND status = 'open'",
+        (child.intent_id,),
+    ):
+        _resolve_child_wait(tx, ctx, wait_id, child)
+
+
+def _resolve_child_wait(tx: Tx, ctx: Ctx, wait_id: str, child: IntentRow) -> None:
+    wrow = load_wait_row(tx, wait_id)
+    parent = load_intent(tx, wrow[1], ctx.actor.model_copy(update={"kind": PrincipalKind.SYSTEM}))
+    result = {
+        "intent_id": child.intent_id,
+        "status": child.status.value,
+        "result": loads(child.result, "result"),
+        "error": loads(child.error, "error"),
+    }
+    _resume(
+        tx,
+        ctx,
+        parent,
+        _model(ctx, wrow),
+        WaitStatus.RESOLVED,
+        child.status.value.lower(),
+        result,
+        None,
+    )
+
+
+# -- the human inbox ---------------------------------------------------------------------------
+
+
+def tasks(tx: Tx, ctx: Ctx, mine: bool, limit: int) -> list[Intent]:
+    """Open human tasks, oldest first; ``mine`` keeps those the actor may act on."""
+    from .intents import read
+
+    rows = tx.all(
+        "SELECT w.wait_id, w.intent_id, w.spec FROM waits w JOIN intents i ON i.intent_id = w.intent_id "
+        "WHERE w.status = 'open' AND w.kind = 'human' AND i.workspace = ? "
+        "ORDER BY w.opened_at, w.wait_id LIMIT ?",
+        (ctx.actor.workspace, limit if not mine else limit * 20),
+    )
+    out: list[Intent] = []
+    for _, intent_id, spec in rows:
+        task = HumanTask.model_validate(json.loads(spec)["human_task"])
+        if mine and not may_act_on(task, ctx):
+            continue
+        out.append(read(tx, ctx, intent_id))
+        if len(out) >= limit:
+            break
+    return out

@@ -1,0 +1,43 @@
+"""tether's data model: pydantic types shared by the engine, server and clients."""
+
+from .agents import Agent, AgentStatus
+from .base import SCHEMA_VERSION, AgentAddress, IntentType
+from .events import ChainReport, Event
+from .intents import ErrorInfo, Intent, LeaseInfo, NewIntent, Page, PendingWith
+from .principals import Principal, PrincipalKind
+from .status import TERMINAL, Status, WaitingReason
+from .waits import TIMEOUT, HumanTask, OnTimeout, TaskType, Wait, WaitKind, WaitSpec, WaitStatus
+from .work import Claim, Lease, StateRecord, Step
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "TERMINAL",
+    "TIMEOUT",
+    "Agent",
+    "AgentAddress",
+    "AgentStatus",
+    "ChainReport",
+    "Claim",
+    "ErrorInfo",
+    "Event",
+    "HumanTask",
+    "Intent",
+    "IntentType",
+    "Lease",
+    "LeaseInfo",
+    "NewIntent",
+    "OnTimeout",
+    "Page",
+    "PendingWith",
+    "Principal",
+    "PrincipalKind",
+    "StateRecord",
+    "Status",
+    "Step",
+    "TaskType",
+    "Wait",
+    "WaitKind",
+    "WaitSpec",
+    "WaitStatus",
+    "WaitingReason",
+]

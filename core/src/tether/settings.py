@@ -1,0 +1,26 @@
+"""The one config object: ``tether.Settings``, from ``TETHER_*`` environment variables."""
+
+from __future__ import annotations
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for clients, the CLI and the server.
+
+    Every field reads the environment variable ``TETHER_<FIELD>`` (``TETHER_DB``,
+    ``TETHER_URL``, ...); command-line flags override them.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="TETHER_", extra="ignore")
+
+    db: str = "sqlite:///.tether/tether.db"
+    """The store URL for library mode and the server (``sqlite:///path``)."""
+    url: str | None = None
+    """A server URL; when set, clients talk HTTP instead of opening the store."""
+    api_key: str | None = None
+    actor: str | None = None
+    """Who a person is when using the CLI in library mode (default: the OS user)."""
+    groups: str = ""
+    """Comma-separated groups of that person."""
+    workspace: str = "default"

@@ -1,0 +1,151 @@
+"""The schema, as an ordered list of migrations, one place for every dialect.
+
+A store records each applied migration in ``tether_migrations``. Opening a store applies the
+missing ones in order, each in its own transaction, so a newer tether opens an older store.
+A store whose schema is newer than this release knows is refused, never guessed at.
+
+Timestamps are stored as fixed-width UTC text (``2030-01-01T00:00:00.000000Z``), which sorts
+like the instants it names in every dialect.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+_DIALECT_WORDS = {
+    "sqlite": {"autoinc": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgresql": {"autoinc": "BIGSERIAL PRIMARY KEY"},
+}
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+    def sql(self, dialect: str) -> list[str]:
+        words = _DIALECT_WORDS[dialect]
+        return [s.format(**words) for s in self.statements]
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "intents, events, waits, timers, journal, state, idempotency, agents",
+        (
+            "CREATE TABLE tether_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+            """CREATE TABLE intents (
+                intent_id TEXT PRIMARY KEY,
+                workspace TEXT NOT NULL,
+                intent_type TEXT NOT NULL,
+                correlation_id TEXT NOT NULL,
+                from_agent TEXT,
+                to_agent TEXT NOT NULL,
+                reply_to TEXT,
+                parent_intent_id TEXT,
+                payload TEXT NOT NULL,
+                metadata TEXT NOT NULL,
+                status TEXT NOT NULL,
+                waiting_reason TEXT,
+                wait_id TEXT,
+                seq INTEGER NOT NULL,
+                head_hash TEXT NOT NULL,
+                result TEXT,
+                error TEXT,
+                deadline_at TEXT,
+                lease_owner TEXT,
+                lease_token TEXT,
+                lease_expires_at TEXT,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                schema_version INTEGER NOT NULL
+            )""",
+            "CREATE INDEX intents_by_workspace ON intents (workspace, intent_id)",
+            "CREATE INDEX intents_by_status ON intents (workspace, status, intent_id)",
+            "CREATE INDEX intents_by_agent ON intents (to_agent, status, intent_id)",
+            "CREATE INDEX intents_by_parent ON intents (parent_intent_id)",
+            """CREATE TABLE events (
+                event_id {autoinc},
+                intent_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                status TEXT NOT NULL,
+                waiting_reason TEXT,
+                actor TEXT NOT NULL,
+                at TEXT NOT NULL,
+                details TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                UNIQUE (intent_id, seq)
+            )""",
+            """CREATE TABLE waits (
+                wait_id TEXT PRIMARY KEY,
+                intent_id TEXT NOT NULL,
+                wait_key TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                status TEXT NOT NULL,
+                spec TEXT NOT NULL,
+                child_intent_id TEXT,
+                assignees TEXT NOT NULL,
+                opened_at TEXT NOT NULL,
+                deadline_at TEXT,
+                resolved_at TEXT,
+                outcome TEXT,
+                result TEXT,
+                comment TEXT,
+                resolved_by TEXT,
+                schema_version INTEGER NOT NULL,
+                UNIQUE (intent_id, wait_key)
+            )""",
+            "CREATE INDEX waits_open ON waits (status, kind, opened_at)",
+            "CREATE INDEX waits_by_child ON waits (child_intent_id)",
+            """CREATE TABLE timers (
+                timer_id {autoinc},
+                kind TEXT NOT NULL,
+                intent_id TEXT NOT NULL,
+                wait_id TEXT,
+                due_at TEXT NOT NULL,
+                status TEXT NOT NULL,
+                fired_at TEXT
+            )""",
+            "CREATE INDEX timers_due ON timers (status, due_at)",
+            "CREATE INDEX timers_by_intent ON timers (intent_id, status)",
+            """CREATE TABLE steps (
+                intent_id TEXT NOT NULL,
+                step_key TEXT NOT NULL,
+                result TEXT NOT NULL,
+                recorded_at TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                PRIMARY KEY (intent_id, step_key)
+            )""",
+            """CREATE TABLE states (
+                intent_id TEXT NOT NULL,
+                state_key TEXT NOT NULL,
+                version INTEGER NOT NULL,
+                data TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                PRIMARY KEY (intent_id, state_key)
+            )""",
+            """CREATE TABLE idempotency (
+                scope TEXT NOT NULL,
+                idem_key TEXT NOT NULL,
+                request_hash TEXT NOT NULL,
+                response TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                PRIMARY KEY (scope, idem_key)
+            )""",
+            """CREATE TABLE agents (
+                address TEXT PRIMARY KEY,
+                workspace TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                schema_version INTEGER NOT NULL
+            )""",
+        ),
+    ),
+)
+
+LATEST = MIGRATIONS[-1].version

@@ -1,0 +1,283 @@
+"""The SQLite dialect: the embedded store, durable by default, with group commit.
+
+Durability: WAL with ``synchronous=FULL``, so the WAL is synced before a commit returns and an
+acknowledged write survives SIGKILL and a power cut.
+
+Throughput: a sync per commit would cap every process at the disk's sync rate, so one writer
+thread per store takes every write waiting at that moment and runs them in one transaction,
+each inside its own savepoint (a failing write rolls back alone), then commits once. Callers
+return only after that commit. Other processes on the same file take turns through SQLite's
+own lock (``busy_timeout``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from ..errors import StoreError, TetherError
+from .base import Row, Store, Tx
+from .migrations import apply_migrations
+from .schema import MIGRATIONS, Migration
+
+T = TypeVar("T")
+
+_STOP = object()
+
+
+class _SQLiteTx:
+    dialect = "sqlite"
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self._conn = conn
+        self.callbacks: list[Callable[[], None]] = []
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(sql, params).rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(sql, params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(sql, params).fetchall()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+
+@dataclass
+class _Job:
+    fn: Callable[[Tx], Any]
+    future: concurrent.futures.Future[Any] = field(default_factory=concurrent.futures.Future)
+
+
+def sqlite_path(url: str) -> str:
+    """The file path of a ``sqlite:///`` URL (``sqlite:///rel.db``, ``sqlite:////abs.db``)."""
+    if not url.startswith("sqlite:///"):
+        raise StoreError(f"not a SQLite URL: {url!r} (expected sqlite:///path/to/tether.db)")
+    path = url[len("sqlite:///") :]
+    if not path:
+        raise StoreError("a SQLite URL needs a file path: sqlite:///path/to/tether.db")
+    return path
+
+
+class SQLiteStore(Store):
+    """The embedded store, one file. Safe for many threads and many processes at once."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        busy_timeout: float = 60.0,
+        max_batch: int = 512,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        poll_interval: float = 0.05,
+    ) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self._busy_timeout = busy_timeout
+        self._max_batch = max_batch
+        self._poll_interval = poll_interval
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._wconn = self._connect()
+            mode = self._wconn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store at {self.path}: {exc}") from exc
+        if str(mode).lower() != "wal":
+            raise StoreError(f"the store at {self.path} cannot use WAL (journal_mode={mode})")
+        self._schema_version = apply_migrations(self._wconn, "sqlite", migrations)
+        self._readers: list[sqlite3.Connection] = []
+        self._local = threading.local()
+        self._readers_lock = threading.Lock()
+        self._watch = self._connect()
+        self._watch_version = self._data_version()
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._closed = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name="tether-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    # -- connections -------------------------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(
+            self.path, timeout=self._busy_timeout, isolation_level=None, check_same_thread=False
+        )
+        conn.execute("PRAGMA synchronous=FULL")
+        conn.execute("PRAGMA foreign_keys=OFF")
+        conn.execute("PRAGMA temp_store=MEMORY")
+        return conn
+
+    def _reader(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            conn.execute("PRAGMA query_only=ON")
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        self._check_open()
+        conn = self._reader()
+        try:
+            conn.execute("BEGIN")
+            try:
+                return fn(_SQLiteTx(conn))
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            raise StoreError(f"store read failed: {exc}") from exc
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        self._check_open()
+        if threading.current_thread() is self._thread:
+            raise RuntimeError("store.write() called from inside a write")
+        job = _Job(fn)
+        self._queue.put(job)
+        result: T = job.future.result()
+        return result
+
+    def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
+        """Queue a write and return its future (resolved once the commit is durable)."""
+        self._check_open()
+        job = _Job(fn)
+        self._queue.put(job)
+        return job.future
+
+    def _run(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch: list[_Job] = [first]
+            stop = False
+            while len(batch) < self._max_batch:
+                try:
+                    nxt = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if nxt is _STOP:
+                    stop = True
+                    break
+                batch.append(nxt)
+            self._commit(batch)
+            if stop:
+                return
+
+    def _commit(self, batch: list[_Job]) -> None:
+        conn = self._wconn
+        outcomes: list[tuple[_Job, _SQLiteTx, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
+            return
+        for job in batch:
+            tx = _SQLiteTx(conn)
+            conn.execute("SAVEPOINT job")
+            try:
+                value = job.fn(tx)
+            except BaseException as exc:  # the job's own failure; roll back only its changes
+                if not conn.in_transaction:  # SQLite itself aborted the whole transaction
+                    self._fail(batch, _as_store_error(exc))
+                    return
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, tx, None, _as_store_error(exc)))
+            else:
+                conn.execute("RELEASE job")
+                outcomes.append((job, tx, value, None))
+        try:
+            conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._fail(batch, StoreError(f"commit failed, nothing of it was stored: {exc}"))
+            return
+        with self._cond:
+            self._counter += 1
+            self._cond.notify_all()
+        for job, tx, value, error in outcomes:
+            if error is not None:
+                job.future.set_exception(error)
+                continue
+            for callback in tx.callbacks:
+                callback()
+            job.future.set_result(value)
+
+    @staticmethod
+    def _fail(batch: list[_Job], error: BaseException) -> None:
+        for job in batch:
+            if not job.future.done():
+                job.future.set_exception(error)
+
+    # -- change notification -----------------------------------------------------------------
+
+    @property
+    def change_counter(self) -> int:
+        return self._counter
+
+    def _data_version(self) -> int:
+        value: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        return value
+
+    def wait_for_change(self, seen: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._counter == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, self._poll_interval))
+                version = self._data_version()  # commits made by other processes
+                if version != self._watch_version:
+                    self._watch_version = version
+                    self._counter += 1
+            return self._counter
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError("the store is closed")
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._thread.join()
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._watch.close()
+        self._wconn.close()
+
+
+def _as_store_error(exc: BaseException) -> BaseException:
+    if isinstance(exc, sqlite3.OperationalError | sqlite3.DatabaseError) and not isinstance(
+        exc, TetherError
+    ):
+        return StoreError(f"store write failed: {exc}")
+    return exc

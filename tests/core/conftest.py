@@ -1,0 +1,50 @@
+"""Shared fixtures: a fresh store per test, reached through the client users call."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import tether
+from tether import Client, FrozenClock, HumanTask, Principal
+
+AGENT = "agent://test/refunds"
+
+
+@pytest.fixture
+def db_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'tether.db'}"
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+def client(db_url: str, clock: FrozenClock) -> Iterator[Client]:
+    """A client on a fresh store whose time moves only when the test says so."""
+    with tether.connect(db_url, clock=clock) as c:
+        yield c
+
+
+@pytest.fixture
+def agent(client: Client) -> Client:
+    return client.as_actor(Principal.agent(AGENT))
+
+
+def person(client: Client, name: str, *groups: str) -> Client:
+    return client.as_actor(Principal.human(name, groups=list(groups)))
+
+
+def new_intent(client: Client, **kw: object) -> tether.Intent:
+    return client.create_intent("refund.request.v1", AGENT, {"amount": 120}, **kw)  # type: ignore[arg-type]
+
+
+def waiting_for_human(client: Client, task: HumanTask | None = None, **kw: object) -> tether.Intent:
+    """An intent that is IN_PROGRESS under a lease and then waits for a person."""
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    client.wait_for_human(intent.intent_id, task or HumanTask(title="Refund?"), lease=lease, **kw)  # type: ignore[arg-type]
+    return client.get_intent(intent.intent_id)

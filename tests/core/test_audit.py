@@ -1,0 +1,68 @@
+"""The audit chain: tampering with the stored trail is detected."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import tether
+
+from .conftest import new_intent
+
+
+def _intent_with_trail(db_url: str) -> str:
+    with tether.connect(db_url) as client:
+        intent = new_intent(client)
+        lease = client.start(intent.intent_id)
+        client.record_step(intent.intent_id, "a", {"x": 1}, lease=lease)
+        client.complete(intent.intent_id, {"ok": True}, lease=lease)
+        new_intent(client)  # an untouched neighbour
+        assert client.verify_audit().ok
+        return intent.intent_id
+
+
+def _edit(tmp_path: Path, sql: str, *params: object) -> None:
+    conn = sqlite3.connect(tmp_path / "tether.db")
+    conn.execute(sql, params)
+    conn.commit()
+    conn.close()
+
+
+def _verify(db_url: str) -> tether.ChainReport:
+    with tether.connect(db_url) as client:
+        return client.verify_audit()
+
+
+def test_edited_details_are_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(
+        tmp_path,
+        'UPDATE events SET details = \'{"key":"b"}\' WHERE intent_id = ? AND seq = 4',
+        intent_id,
+    )
+    report = _verify(db_url)
+    assert not report.ok and report.intents_checked == 2
+    assert any("event 4 does not match" in p for p in report.problems)
+
+
+def test_edited_actor_or_status_is_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(
+        tmp_path,
+        "UPDATE events SET actor = 'human:mallory' WHERE intent_id = ? AND seq = 5",
+        intent_id,
+    )
+    assert not _verify(db_url).ok
+
+
+def test_removed_last_event_is_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(tmp_path, "DELETE FROM events WHERE intent_id = ? AND seq = 5", intent_id)
+    report = _verify(db_url)
+    assert not report.ok and any("ends at seq 4" in p for p in report.problems)
+
+
+def test_removed_middle_event_is_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(tmp_path, "DELETE FROM events WHERE intent_id = ? AND seq = 2", intent_id)
+    assert any("expected seq 2" in p for p in _verify(db_url).problems)

@@ -1,0 +1,117 @@
+"""The ``tether`` command, run as a real process on a store file."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import tether
+from tether import HumanTask
+
+from .conftest import new_intent
+
+
+def tether_cmd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tether", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+        timeout=60,
+    )
+
+
+@pytest.fixture
+def waiting(db_url: str) -> str:
+    with tether.connect(db_url) as client:
+        intent = new_intent(client)
+        lease = client.start(intent.intent_id)
+        client.wait_for_human(
+            intent.intent_id,
+            HumanTask(
+                title="Refund 120?",
+                assignees=["alice"],
+                form_schema={
+                    "type": "object",
+                    "properties": {"ticket": {"type": "string", "pattern": "^SUP-"}},
+                },
+            ),
+            lease=lease,
+        )
+        return intent.intent_id
+
+
+def test_intents_list_show_events(db_url: str, waiting: str) -> None:
+    listed = tether_cmd("intents", "list", "--db", db_url, "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert [i["intent_id"] for i in json.loads(listed.stdout)["items"]] == [waiting]
+    shown = tether_cmd("intents", "show", waiting, "--db", db_url)
+    assert "WAITING_FOR_HUMAN" in shown.stdout and "Refund 120?" in shown.stdout
+    events = json.loads(tether_cmd("intents", "events", waiting, "--db", db_url, "--json").stdout)
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    table = tether_cmd("intents", "events", waiting, "--db", db_url)
+    assert "intent.human_task_assigned" in table.stdout
+
+
+def test_env_var_selects_the_store(db_url: str, waiting: str) -> None:
+    listed = tether_cmd("inbox", "list", "--json", env={"TETHER_DB": db_url})
+    assert [i["intent_id"] for i in json.loads(listed.stdout)] == [waiting]
+
+
+def test_inbox_approve_as_assignee_with_form(db_url: str, waiting: str) -> None:
+    mine = tether_cmd("inbox", "list", "--mine", "--as", "bob", "--db", db_url, "--json")
+    assert json.loads(mine.stdout) == []
+    bad = tether_cmd(
+        "inbox", "approve", waiting, "--as", "alice", "--data", "ticket=42", "--db", db_url
+    )
+    assert bad.returncode == 1 and "form_invalid" in bad.stderr and "ticket" in bad.stderr
+    wrong = tether_cmd("inbox", "approve", waiting, "--as", "bob", "--db", db_url)
+    assert wrong.returncode == 1 and "not assigned" in wrong.stderr
+    ok = tether_cmd("inbox", "approve", waiting, "--as", "alice", "-m", "fine",
+                    "--data", "ticket=SUP-1", "--db", db_url, "--json")  # fmt: skip
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["status"] == "IN_PROGRESS"
+    with tether.connect(db_url) as client:
+        wait = client.list_waits(waiting)[0]
+        assert (wait.outcome, wait.comment, wait.result, wait.resolved_by) == (
+            "approved", "fine", {"ticket": "SUP-1"}, "human:alice",
+        )  # fmt: skip
+
+
+def test_inbox_reject_and_respond(db_url: str) -> None:
+    with tether.connect(db_url) as client:
+        a = new_intent(client, human_task=HumanTask(title="A?")).intent_id
+        b = new_intent(
+            client, human_task=HumanTask(title="B?", allowed_outcomes=["ship", "hold"])
+        ).intent_id
+    assert tether_cmd("inbox", "reject", a, "--db", db_url).returncode == 0
+    bad = tether_cmd("inbox", "respond", b, "--outcome", "approved", "--db", db_url)
+    assert bad.returncode == 1 and "outcome_not_allowed" in bad.stderr
+    ok = tether_cmd(
+        "inbox", "respond", b, "-o", "hold", "--data-json", '{"why": "stock"}', "--db", db_url
+    )
+    assert ok.returncode == 0, ok.stderr
+    with tether.connect(db_url) as client:
+        assert client.list_waits(a)[0].outcome == "rejected"
+        assert client.list_waits(b)[0].result == {"why": "stock"}
+
+
+def test_audit_verify_exit_codes(db_url: str, waiting: str, tmp_path: object) -> None:
+    ok = tether_cmd("audit", "verify", "--db", db_url)
+    assert ok.returncode == 0 and "intact" in ok.stdout
+    import sqlite3
+
+    conn = sqlite3.connect(db_url.removeprefix("sqlite:///"))
+    conn.execute("UPDATE events SET actor = 'human:mallory' WHERE seq = 2")
+    conn.commit()
+    conn.close()
+    broken = tether_cmd("audit", "verify", "--db", db_url, "--json")
+    assert broken.returncode == 1 and json.loads(broken.stdout)["ok"] is False
+
+
+def test_unknown_intent_is_a_clear_error(db_url: str) -> None:
+    out = tether_cmd("intents", "show", "nope", "--db", db_url)
+    assert out.returncode == 1 and "not_found" in out.stderr and "Traceback" not in out.stderr

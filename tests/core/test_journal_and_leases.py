@@ -1,0 +1,125 @@
+"""The steps journal, versioned state, and worker leases."""
+
+from __future__ import annotations
+
+import pytest
+import tether
+from tether import HumanTask, Status
+
+from .conftest import AGENT, new_intent, person
+
+
+def test_a_finished_step_is_never_run_again(client: tether.Client) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    calls: list[int] = []
+
+    def charge() -> dict[str, int]:
+        calls.append(1)
+        return {"charged": 120}
+
+    assert client.step(intent.intent_id, "charge", charge, lease=lease) == {"charged": 120}
+    assert client.step(intent.intent_id, "charge", charge, lease=lease) == {"charged": 120}
+    assert len(calls) == 1
+    # the first record wins; a late duplicate record returns it
+    again = client.record_step(intent.intent_id, "charge", {"charged": 999}, lease=lease)
+    assert again.result == {"charged": 120}
+    assert [s.key for s in client.list_steps(intent.intent_id)] == ["charge"]
+    assert [
+        e.details
+        for e in client.list_events(intent.intent_id)
+        if e.event_type == "intent.step_recorded"
+    ] == [{"key": "charge"}]
+
+
+def test_a_step_that_raises_is_not_recorded(client: tether.Client) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+
+    def boom() -> None:
+        raise RuntimeError("psp down")
+
+    with pytest.raises(RuntimeError):
+        client.step(intent.intent_id, "charge", boom, lease=lease)
+    assert client.get_step(intent.intent_id, "charge") is None
+    assert client.step(intent.intent_id, "charge", lambda: 1, lease=lease) == 1
+
+
+def test_state_compare_and_set(client: tether.Client) -> None:
+    intent = new_intent(client)
+    assert client.get_state(intent.intent_id) is None
+    v1 = client.put_state(intent.intent_id, {"checkpoint": 1}, expected_version=0)
+    assert v1.version == 1
+    with pytest.raises(tether.VersionConflict) as info:
+        client.put_state(intent.intent_id, {"checkpoint": "stale"}, expected_version=0)
+    assert info.value.details["current_version"] == 1
+    v2 = client.put_state(intent.intent_id, {"checkpoint": 2}, expected_version=1)
+    assert v2.version == 2
+    stored = client.get_state(intent.intent_id)
+    assert stored is not None and (stored.version, stored.data) == (2, {"checkpoint": 2})
+    other = client.put_state(intent.intent_id, [1, 2], expected_version=0, key="session")
+    assert other.version == 1 and client.get_state(intent.intent_id, "session").data == [1, 2]  # type: ignore[union-attr]
+
+
+def test_claim_delivers_new_work_once(client: tether.Client) -> None:
+    intent = new_intent(client)
+    first = client.claim(AGENT, owner="w1")
+    assert first is not None and first.intent.intent_id == intent.intent_id
+    assert first.intent.status is Status.DELIVERED and not first.resumed
+    assert client.claim(AGENT, owner="w2") is None  # the lease is live
+
+
+def test_expired_lease_is_claimed_again(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = new_intent(client)
+    dead = client.claim(AGENT, owner="w1", lease_seconds=30)
+    assert dead is not None
+    client.start(intent.intent_id, lease=dead.lease)
+    clock.advance(31)
+    taken = client.claim(AGENT, owner="w2")
+    assert taken is not None and taken.lease.owner == "w2"
+    # the dead worker is fenced off: its writes are refused
+    with pytest.raises(tether.LeaseLost):
+        client.record_step(intent.intent_id, "late", 1, lease=dead.lease)
+    with pytest.raises(tether.LeaseLost):
+        client.complete(intent.intent_id, lease=dead.lease)
+    with pytest.raises(tether.LeaseLost):
+        client.heartbeat(dead.lease)
+    client.complete(intent.intent_id, {"by": "w2"}, lease=taken.lease)
+
+
+def test_heartbeat_keeps_the_lease(client: tether.Client, clock: tether.FrozenClock) -> None:
+    new_intent(client)
+    claim = client.claim(AGENT, owner="w1", lease_seconds=30)
+    assert claim is not None
+    for _ in range(4):
+        clock.advance(20)
+        client.heartbeat(claim.lease, lease_seconds=30)
+        assert client.claim(AGENT, owner="w2") is None
+    client.release(claim.lease)
+    assert client.claim(AGENT, owner="w2") is not None
+
+
+def test_start_refuses_while_another_worker_holds_it(client: tether.Client) -> None:
+    intent = new_intent(client)
+    client.start(intent.intent_id, owner="w1")
+    with pytest.raises(tether.Conflict) as info:
+        client.start(intent.intent_id, owner="w2")
+    assert info.value.code == "leased"
+
+
+def test_resumed_intent_goes_back_to_a_worker(client: tether.Client) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id, owner="w1")
+    client.wait_for_human(intent.intent_id, HumanTask(title="ok?"), lease=lease)
+    assert client.claim(AGENT) is None  # waiting: nothing to run
+    person(client, "alice").approve(intent.intent_id)
+    claim = client.claim(AGENT, owner="w2", intent_types=["refund.request.v1"])
+    assert claim is not None and claim.resumed and claim.last_wait is not None
+    assert claim.last_wait.outcome == "approved"
+    assert client.claim(AGENT, owner="w3", intent_types=["other.v1"]) is None
+
+
+def test_lease_duration_is_checked(client: tether.Client) -> None:
+    new_intent(client)
+    with pytest.raises(tether.InvalidRequest):
+        client.claim(AGENT, lease_seconds=0)

@@ -1,0 +1,101 @@
+"""The SQLite store: durability settings, group commit, migrations, corruption."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+import tether
+from tether.store import MIGRATIONS, Migration, SQLiteStore, open_store
+
+
+def test_durable_settings(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        conn = store._wconn
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        store.close()
+
+
+def test_default_location_and_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    with tether.connect() as client:
+        client.create_intent("a.b.v1", "agent://x/y")
+    assert (tmp_path / ".tether" / "tether.db").exists()
+    monkeypatch.setenv("TETHER_DB", f"sqlite:///{tmp_path / 'env.db'}")
+    with tether.connect() as client:
+        assert client.list_intents().items == []
+    assert (tmp_path / "env.db").exists()
+
+
+def test_unknown_url_is_a_clear_error() -> None:
+    with pytest.raises(tether.StoreError, match="unknown store URL"):
+        open_store("mysql://x")
+
+
+def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER UNIQUE)"))
+    barrier = threading.Barrier(12)
+    errors: list[BaseException] = []
+
+    def insert(value: int) -> None:
+        barrier.wait()
+        try:
+            store.write(lambda tx: tx.execute("INSERT INTO t VALUES (?)", (value,)))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=insert, args=(i % 6,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = sorted(r[0] for r in store.read(lambda tx: tx.all("SELECT x FROM t")))
+    store.close()
+    assert rows == list(range(6))  # each value once; the duplicates failed alone
+    assert len(errors) == 6
+
+
+def test_migrations_upgrade_an_older_store_and_refuse_a_newer_one(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    with tether.connect(f"sqlite:///{path}") as client:
+        intent = client.create_intent("a.b.v1", "agent://x/y", {"kept": True})
+    newer = (
+        *MIGRATIONS,
+        Migration(2, "a test column", ("ALTER TABLE intents ADD COLUMN note TEXT",)),
+    )
+    store = SQLiteStore(path, migrations=newer)
+    assert store.schema_version == 2
+    store.close()
+    versions = sqlite3.connect(path).execute("SELECT version FROM tether_migrations").fetchall()
+    assert versions == [(1,), (2,)]
+    with pytest.raises(tether.StoreError) as info:
+        SQLiteStore(path)  # this release only knows version 1
+    assert info.value.code == "schema_too_new"
+    store = SQLiteStore(path, migrations=newer)
+    engine = tether.engine.Engine(store)
+    assert engine.get_intent(intent.intent_id).payload == {"kept": True}
+    store.close()
+
+
+def test_a_file_that_is_not_a_store_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "junk.db"
+    path.write_bytes(b"this is not a database" * 100)
+    with pytest.raises(tether.StoreError):
+        tether.connect(f"sqlite:///{path}")
+
+
+def test_hand_edited_json_is_reported_not_loaded(db_url: str, tmp_path: Path) -> None:
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("a.b.v1", "agent://x/y", {"a": 1})
+    conn = sqlite3.connect(tmp_path / "tether.db")
+    conn.execute("UPDATE intents SET payload = '{broken' WHERE intent_id = ?", (intent.intent_id,))
+    conn.commit()
+    conn.close()
+    with tether.connect(db_url) as client, pytest.raises(tether.CorruptStore):
+        client.get_intent(intent.intent_id)

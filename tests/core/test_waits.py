@@ -1,0 +1,285 @@
+"""The four waits, their deadlines, and timeouts as their own outcome."""
+
+from __future__ import annotations
+
+import pytest
+import tether
+from tether import TIMEOUT, HumanTask, OnTimeout, Status, WaitKind, WaitStatus
+
+from .conftest import AGENT, new_intent, person, waiting_for_human
+
+FORM = {
+    "type": "object",
+    "properties": {"amount": {"type": "number", "maximum": 500}, "ticket": {"type": "string"}},
+    "required": ["amount"],
+}
+
+
+# -- human ----------------------------------------------------------------------------------------
+
+
+def test_only_assignees_or_their_group_may_answer(client: tether.Client) -> None:
+    task = HumanTask(title="Refund?", assignees=["alice"], groups=["finance"])
+    intent = waiting_for_human(client, task)
+    with pytest.raises(tether.Forbidden):
+        person(client, "bob").approve(intent.intent_id)
+    done = person(client, "carol", "finance").approve(intent.intent_id, "fine")
+    assert done.status is Status.IN_PROGRESS
+    wait = client.list_waits(intent.intent_id)[0]
+    assert (wait.status, wait.outcome, wait.comment, wait.resolved_by) == (
+        WaitStatus.RESOLVED, "approved", "fine", "human:carol",
+    )  # fmt: skip
+
+
+def test_an_agent_can_never_answer_a_human_task(
+    client: tether.Client, agent: tether.Client
+) -> None:
+    intent = waiting_for_human(client)
+    with pytest.raises(tether.Forbidden) as info:
+        agent.approve(intent.intent_id)
+    assert info.value.code == "agent_cannot_approve"
+    with pytest.raises(tether.Forbidden):
+        agent.resume(intent.intent_id, "approved")
+    assert client.get_intent(intent.intent_id).status is Status.WAITING
+
+
+def test_outcome_comment_and_evidence_rules(client: tether.Client) -> None:
+    task = HumanTask(title="Ship?", allowed_outcomes=["ship", "hold"], required_comment=True,
+                     evidence_required=True)  # fmt: skip
+    intent = waiting_for_human(client, task)
+    alice = person(client, "alice")
+    with pytest.raises(tether.InvalidRequest) as info:
+        alice.respond(intent.intent_id, "approved", comment="x", data={"evidence": ["p"]})
+    assert info.value.code == "outcome_not_allowed"
+    with pytest.raises(tether.InvalidRequest) as info:
+        alice.respond(intent.intent_id, "ship", data={"evidence": ["p"]})
+    assert info.value.code == "comment_required"
+    with pytest.raises(tether.InvalidRequest) as info:
+        alice.respond(intent.intent_id, "ship", comment="ok")
+    assert info.value.code == "evidence_required"
+    assert client.get_intent(intent.intent_id).status is Status.WAITING
+    done = alice.respond(intent.intent_id, "ship", comment="ok", data={"evidence": ["photo.jpg"]})
+    assert done.status is Status.IN_PROGRESS
+
+
+def test_form_schema_is_validated_on_respond(client: tether.Client) -> None:
+    intent = waiting_for_human(client, HumanTask(title="Amount?", form_schema=FORM))
+    alice = person(client, "alice")
+    with pytest.raises(tether.InvalidRequest) as info:
+        alice.respond(intent.intent_id, "approved", data={"amount": 9000, "ticket": 5})
+    assert info.value.code == "form_invalid"
+    fields = {e["field"] for e in info.value.details["errors"]}
+    assert fields == {"amount", "ticket"}
+    done = alice.respond(intent.intent_id, "approved", data={"amount": 120})
+    assert client.list_waits(done.intent_id)[0].result == {"amount": 120}
+
+
+def test_an_invalid_form_schema_is_refused() -> None:
+    with pytest.raises(ValueError, match="form_schema"):
+        HumanTask(title="x", form_schema={"type": "nonsense"})
+    with pytest.raises(ValueError, match="reserved"):
+        HumanTask(title="x", allowed_outcomes=["ok", "timeout"])
+
+
+def test_rejection_is_an_outcome_the_agent_sees(client: tether.Client) -> None:
+    intent = waiting_for_human(client)
+    person(client, "alice").reject(intent.intent_id, "too much")
+    claim = client.claim(AGENT)
+    assert claim is not None and claim.resumed
+    assert claim.last_wait is not None
+    assert (claim.last_wait.outcome, claim.last_wait.status) == ("rejected", WaitStatus.RESOLVED)
+
+
+def test_opening_a_wait_is_idempotent_by_key(client: tether.Client) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    task = HumanTask(title="Refund?")
+    first = client.wait_for_human(intent.intent_id, task, key="approval", lease=lease)
+    again = client.wait_for_human(intent.intent_id, task, key="approval", lease=lease)
+    assert again.wait_id == first.wait_id
+    assert len(client.list_waits(intent.intent_id)) == 1
+    with pytest.raises(tether.IdempotencyConflict):
+        client.wait_for_human(intent.intent_id, HumanTask(title="Other?"), key="approval")
+    # after it resolved, the re-run node gets the resolved wait back, not a new one
+    person(client, "alice").approve(intent.intent_id)
+    later = client.wait_for_human(intent.intent_id, task, key="approval")
+    assert later.wait_id == first.wait_id and later.outcome == "approved"
+
+
+def test_two_answers_one_wins(client: tether.Client) -> None:
+    intent = waiting_for_human(client)
+    person(client, "alice").approve(intent.intent_id)
+    with pytest.raises(tether.Conflict):
+        person(client, "bob").reject(intent.intent_id)
+    assert client.list_waits(intent.intent_id)[0].outcome == "approved"
+
+
+# -- deadlines and timeouts -----------------------------------------------------------------------
+
+
+def test_human_timeout_is_its_own_outcome(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = waiting_for_human(client, timeout=3600)
+    clock.advance(3599)
+    assert client.fire_due_timers() == 0
+    clock.advance(2)
+    assert client.fire_due_timers() == 1
+    current = client.get_intent(intent.intent_id)
+    assert current.status is Status.IN_PROGRESS
+    wait = client.list_waits(intent.intent_id)[0]
+    assert (wait.status, wait.outcome) == (WaitStatus.TIMED_OUT, TIMEOUT)
+    assert wait.timed_out and wait.outcome != "rejected"
+    assert client.list_events(intent.intent_id)[-1].event_type == "intent.timeout"
+    with pytest.raises(tether.WaitResolved):  # a late answer is refused, never applied
+        person(client, "alice").approve(intent.intent_id)
+
+
+def test_timeout_policy_fail(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = waiting_for_human(client, timeout=10, on_timeout=OnTimeout(action="fail"))
+    clock.advance(11)
+    client.fire_due_timers()
+    failed = client.get_intent(intent.intent_id)
+    assert failed.status is Status.FAILED
+    assert failed.error is not None and failed.error.code == "wait_timeout"
+
+
+def test_timeout_policy_default_outcome(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = waiting_for_human(
+        client, timeout=10, on_timeout=OnTimeout(action="default", default_outcome="rejected")
+    )
+    clock.advance(11)
+    client.fire_due_timers()
+    wait = client.list_waits(intent.intent_id)[0]
+    assert (wait.status, wait.outcome) == (WaitStatus.TIMED_OUT, "rejected")
+
+
+def test_intent_deadline_times_it_out(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = new_intent(client, deadline_at=clock.now() + __import__("datetime").timedelta(hours=1))
+    lease = client.start(intent.intent_id)
+    client.wait_for_human(intent.intent_id, HumanTask(title="Approve?"), lease=lease)
+    clock.advance(3601)
+    client.fire_due_timers()
+    done = client.get_intent(intent.intent_id)
+    assert done.status is Status.TIMED_OUT
+    assert done.error is not None and done.error.code == "intent_timeout"
+    assert client.list_events(intent.intent_id)[-1].event_type == "intent.timed_out"
+    assert client.list_waits(intent.intent_id)[0].status is WaitStatus.CANCELED
+
+
+def test_timers_fire_in_the_next_process_that_opens_the_store(db_url: str) -> None:
+    clock = tether.FrozenClock()
+    with tether.connect(db_url, clock=clock) as first:
+        intent = new_intent(first)
+        lease = first.start(intent.intent_id)
+        first.wait_for_time(intent.intent_id, seconds=60, lease=lease)
+    clock.advance(61)
+    with tether.connect(db_url, clock=clock) as second:  # opening fires what is due
+        assert second.get_intent(intent.intent_id).status is Status.IN_PROGRESS
+        assert second.list_waits(intent.intent_id)[0].outcome == "elapsed"
+
+
+# -- tool -----------------------------------------------------------------------------------------
+
+
+def test_tool_wait_with_callback_token(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    wait = client.wait_for_tool(intent.intent_id, "kyc.check", heartbeat_timeout=60, lease=lease)
+    assert wait.kind is WaitKind.TOOL and wait.callback_token
+    with pytest.raises(tether.NotFound):
+        client.complete_tool(wait.callback_token[:-2] + "xx", {"ok": True})
+    for _ in range(3):  # heartbeats keep extending it past the first timeout
+        clock.advance(50)
+        client.heartbeat_tool(wait.callback_token)
+        assert client.fire_due_timers() == 0
+    assert client.get_intent(intent.intent_id).status is Status.WAITING
+    outsider = client.as_actor(tether.Principal.agent("agent://kyc/service"))
+    done = outsider.complete_tool(wait.callback_token, {"verified": True})
+    assert done.status is Status.IN_PROGRESS
+    closed = client.get_wait(wait.wait_id)
+    assert (closed.outcome, closed.result) == ("completed", {"verified": True})
+    with pytest.raises(tether.WaitResolved):  # single use
+        client.complete_tool(wait.callback_token, {"verified": False})
+
+
+def test_tool_without_heartbeat_times_out(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    wait = client.wait_for_tool(intent.intent_id, "slow.job", heartbeat_timeout=30, lease=lease)
+    clock.advance(31)
+    client.fire_due_timers()
+    assert client.get_wait(wait.wait_id).status is WaitStatus.TIMED_OUT
+
+
+def test_tool_error_is_reported_as_failed_outcome(client: tether.Client) -> None:
+    intent = new_intent(client)
+    wait = client.wait_for_tool(intent.intent_id, "pay", lease=client.start(intent.intent_id))
+    assert wait.callback_token is not None
+    client.complete_tool(wait.callback_token, error="card declined")
+    closed = client.get_wait(wait.wait_id)
+    assert (closed.outcome, closed.result) == ("failed", {"error": "card declined"})
+
+
+# -- agent (child intents) ------------------------------------------------------------------------
+
+
+def test_child_ending_resumes_parent(client: tether.Client) -> None:
+    parent = new_intent(client)
+    lease = client.start(parent.intent_id)
+    child, wait = client.wait_for_agent(
+        parent.intent_id,
+        "check.fraud.v1",
+        "agent://test/fraud",
+        {"order": 1},
+        key="fraud",
+        lease=lease,
+    )
+    assert (
+        client.get_intent(parent.intent_id).waiting_reason is tether.WaitingReason.WAITING_FOR_AGENT
+    )
+    child_lease = client.start(child.intent_id)
+    client.complete(child.intent_id, {"score": 0.1}, lease=child_lease)
+    resumed = client.get_intent(parent.intent_id)
+    assert resumed.status is Status.IN_PROGRESS
+    closed = client.get_wait(wait.wait_id)
+    assert closed.outcome == "completed"
+    assert closed.result["result"] == {"score": 0.1}
+
+
+def test_child_failure_is_reported_to_parent(client: tether.Client) -> None:
+    parent = new_intent(client)
+    child, wait = client.wait_for_agent(parent.intent_id, "check.fraud.v1", "agent://test/fraud",
+                                        lease=client.start(parent.intent_id))  # fmt: skip
+    client.cancel(child.intent_id, "service down")
+    assert client.get_wait(wait.wait_id).outcome == "canceled"
+
+
+def test_waiting_on_an_existing_intent_that_already_ended(client: tether.Client) -> None:
+    other = new_intent(client)
+    client.cancel(other.intent_id, "x")
+    parent = new_intent(client)
+    lease = client.start(parent.intent_id)
+    wait = client.open_wait(
+        parent.intent_id,
+        tether.WaitSpec(kind=WaitKind.AGENT, child_intent_id=other.intent_id),
+        lease=lease,
+    )
+    assert wait.status is WaitStatus.RESOLVED and wait.outcome == "canceled"
+    assert client.get_intent(parent.intent_id).status is Status.IN_PROGRESS
+
+
+# -- time -----------------------------------------------------------------------------------------
+
+
+def test_time_wait_fires_durably(client: tether.Client, clock: tether.FrozenClock) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    client.wait_for_time(intent.intent_id, seconds=300, lease=lease)
+    assert (
+        client.get_intent(intent.intent_id).waiting_reason is tether.WaitingReason.WAITING_FOR_TIME
+    )
+    clock.advance(299)
+    assert client.fire_due_timers() == 0
+    clock.advance(1)
+    assert client.fire_due_timers() == 1
+    assert client.get_intent(intent.intent_id).status is Status.IN_PROGRESS
+    assert client.fire_due_timers() == 0  # fired exactly once
