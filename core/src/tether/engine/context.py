@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ..clock import to_text
@@ -14,7 +14,7 @@ class Ctx:
     now: datetime
     actor: Principal
     secret: str
+    now_text: str = field(init=False)
 
-    @property
-    def now_text(self) -> str:
-        return to_text(self.now)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "now_text", to_text(self.now))

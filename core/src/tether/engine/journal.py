@@ -56,10 +56,19 @@ def record_step(
     """Record a finished step. The first record wins: a second one returns the first."""
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
-    existing = get_step(tx, ctx, intent_id, key)
-    if existing is not None:
-        return existing
     row = load_intent(tx, intent_id, ctx.actor)
+    found = tx.one(
+        "SELECT result, recorded_at, schema_version FROM steps WHERE intent_id = ? AND step_key = ?",
+        (intent_id, key),
+    )
+    if found is not None:
+        return Step(
+            intent_id=intent_id,
+            key=key,
+            result=loads(found[0], "step result"),
+            recorded_at=from_text(found[1]),
+            schema_version=found[2],
+        )
     check_lease(row, ctx, lease_token)
     tx.execute(
         "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "

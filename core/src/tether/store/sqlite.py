@@ -192,20 +192,27 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
             return
+        alone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
         for job in batch:
             tx = _SQLiteTx(conn)
-            conn.execute("SAVEPOINT job")
+            if not alone:
+                conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(tx)
             except BaseException as exc:  # the job's own failure; roll back only its changes
-                if not conn.in_transaction:  # SQLite itself aborted the whole transaction
+                if alone or not conn.in_transaction:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    else:  # SQLite aborted the whole transaction: every job in it is lost
+                        exc = StoreError(f"the write was aborted, nothing of it was stored: {exc}")
                     self._fail(batch, _as_store_error(exc))
                     return
                 conn.execute("ROLLBACK TO job")
                 conn.execute("RELEASE job")
                 outcomes.append((job, tx, None, _as_store_error(exc)))
             else:
-                conn.execute("RELEASE job")
+                if not alone:
+                    conn.execute("RELEASE job")
                 outcomes.append((job, tx, value, None))
         try:
             conn.execute("COMMIT")
