@@ -42,7 +42,8 @@ def to_text(at: datetime) -> str:
     """Fixed-width UTC text that sorts like the instant it names."""
     if at.tzinfo is None:
         raise ValueError("naive datetime: tether only stores aware timestamps")
-    return at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat is several times faster than strftime, and this runs on every write
+    return at.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def from_text(text: str) -> datetime:

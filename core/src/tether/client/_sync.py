@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from ..clock import Clock
+from ..clock import Clock, to_text
 from ..engine import Engine
 from ..errors import WaitTimeout
 from ..model import (
@@ -451,7 +451,7 @@ class Client:
             if intent.status in statuses:
                 return intent
             due = self._engine.next_timer_due()
-            if due is not None and due <= self.clock.now().strftime("%Y-%m-%dT%H:%M:%S.%fZ"):
+            if due is not None and due <= to_text(self.clock.now()):
                 self.fire_due_timers()
                 continue
             remaining = 1.0 if limit is None else limit - time.monotonic()

@@ -14,21 +14,29 @@ from .records import dumps, load_intent, loads
 from .transitions import append_event
 
 
-def get_step(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> Step | None:
-    load_intent(tx, intent_id, ctx.actor)
+def _find_step(tx: Tx, intent_id: str, key: str) -> Step | None:
     row = tx.one(
-        "SELECT result, recorded_at, schema_version FROM steps WHERE intent_id = ? AND step_key = ?",
+        "SELECT step_key, result, recorded_at, schema_version FROM steps "
+        "WHERE intent_id = ? AND step_key = ?",
         (intent_id, key),
     )
-    if row is None:
-        return None
+    return _step(intent_id, row) if row is not None else None
+
+
+def _step(intent_id: str, row: tuple[Any, ...]) -> Step:
+    key, result, recorded_at, version = row
     return Step(
         intent_id=intent_id,
         key=key,
-        result=loads(row[0], "step result"),
-        recorded_at=from_text(row[1]),
-        schema_version=row[2],
+        result=loads(result, "step result"),
+        recorded_at=from_text(recorded_at),
+        schema_version=version,
     )
+
+
+def get_step(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> Step | None:
+    load_intent(tx, intent_id, ctx.actor)
+    return _find_step(tx, intent_id, key)
 
 
 def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
@@ -38,16 +46,7 @@ def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
         "ORDER BY recorded_at, step_key",
         (intent_id,),
     )
-    return [
-        Step(
-            intent_id=intent_id,
-            key=k,
-            result=loads(r, "step result"),
-            recorded_at=from_text(a),
-            schema_version=v,
-        )
-        for k, r, a, v in rows
-    ]
+    return [_step(intent_id, r) for r in rows]
 
 
 def record_step(
@@ -57,18 +56,9 @@ def record_step(
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
     row = load_intent(tx, intent_id, ctx.actor)
-    found = tx.one(
-        "SELECT result, recorded_at, schema_version FROM steps WHERE intent_id = ? AND step_key = ?",
-        (intent_id, key),
-    )
+    found = _find_step(tx, intent_id, key)
     if found is not None:
-        return Step(
-            intent_id=intent_id,
-            key=key,
-            result=loads(found[0], "step result"),
-            recorded_at=from_text(found[1]),
-            schema_version=found[2],
-        )
+        return found
     check_lease(row, ctx, lease_token)
     tx.execute(
         "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
