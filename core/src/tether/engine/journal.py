@@ -56,15 +56,16 @@ def record_step(
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
     row = load_intent(tx, intent_id, ctx.actor)
-    found = _find_step(tx, intent_id, key)
-    if found is not None:
-        return found
     check_lease(row, ctx, lease_token)
-    tx.execute(
+    inserted = tx.execute(
         "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
-        "VALUES (?, ?, ?, ?, 1)",
+        "VALUES (?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
         (intent_id, key, dumps(result), ctx.now_text),
     )
+    if inserted == 0:
+        found = _find_step(tx, intent_id, key)
+        assert found is not None
+        return found
     append_event(tx, ctx, row, "intent.step_recorded", details={"key": key})
     return Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
 
