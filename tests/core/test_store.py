@@ -99,3 +99,18 @@ def test_hand_edited_json_is_reported_not_loaded(db_url: str, tmp_path: Path) ->
     conn.close()
     with tether.connect(db_url) as client, pytest.raises(tether.CorruptStore):
         client.get_intent(intent.intent_id)
+
+
+def test_a_cancelled_write_is_dropped_and_the_writer_survives(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+    gate = threading.Event()
+    first = store.submit(lambda tx: gate.wait(5))
+    second = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+    assert second.cancel()
+    gate.set()
+    first.result(5)
+    store.write(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))  # the writer is still alive
+    rows = store.read(lambda tx: tx.all("SELECT x FROM t"))
+    store.close()
+    assert rows == [(2,)]

@@ -283,3 +283,52 @@ def test_time_wait_fires_durably(client: tether.Client, clock: tether.FrozenCloc
     assert client.fire_due_timers() == 1
     assert client.get_intent(intent.intent_id).status is Status.IN_PROGRESS
     assert client.fire_due_timers() == 0  # fired exactly once
+
+
+# -- bad input and misuse -------------------------------------------------------------------------
+
+
+def test_start_cannot_skip_an_open_wait(client: tether.Client) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    client.wait_for_time(intent.intent_id, seconds=3600, lease=lease)
+    with pytest.raises(tether.IllegalTransition):
+        client.start(intent.intent_id)
+    with pytest.raises(tether.IllegalTransition):
+        client.wait_for_time(intent.intent_id, seconds=10)
+    assert [w.status for w in client.list_waits(intent.intent_id)] == [WaitStatus.OPEN]
+
+
+@pytest.mark.parametrize("seconds", [1e20, float("nan"), float("inf"), -5, 0])
+def test_absurd_durations_are_invalid_requests(client: tether.Client, seconds: float) -> None:
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    wait = client.wait_for_tool(intent.intent_id, "t", lease=lease)
+    assert wait.callback_token is not None
+    with pytest.raises(tether.InvalidRequest):
+        client.heartbeat_tool(wait.callback_token, extend_seconds=seconds)
+    other = new_intent(client)
+    other_lease = client.start(other.intent_id)
+    with pytest.raises((tether.InvalidRequest, ValueError)):
+        client.wait_for_tool(other.intent_id, "t", heartbeat_timeout=seconds, lease=other_lease)
+    with pytest.raises(tether.InvalidRequest):
+        client.wait_for_human(
+            other.intent_id, HumanTask(title="x"), timeout=seconds, lease=other_lease
+        )
+    assert client.get_intent(other.intent_id).status is Status.IN_PROGRESS
+
+
+def test_a_wait_id_must_belong_to_the_intent(client: tether.Client) -> None:
+    a = waiting_for_human(client)
+    b = waiting_for_human(client)
+    assert b.wait is not None
+    with pytest.raises(tether.NotFound):
+        person(client, "alice").respond(a.intent_id, "approved", wait_id=b.wait.wait_id)
+    assert client.get_intent(b.intent_id).status is Status.WAITING
+
+
+def test_event_page_size_is_bounded(client: tether.Client) -> None:
+    intent = new_intent(client)
+    for limit in (0, -1, 10_001):
+        with pytest.raises(tether.InvalidRequest):
+            client.list_events(intent.intent_id, limit=limit)

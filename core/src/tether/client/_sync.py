@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from ..clock import Clock, to_text
 from ..engine import Engine
-from ..errors import WaitTimeout
+from ..errors import InvalidRequest, WaitTimeout
 from ..model import (
     TERMINAL,
     ChainReport,
@@ -33,6 +33,7 @@ from ..model import (
     WaitKind,
     WaitSpec,
 )
+from ..model.waits import MAX_SECONDS
 from ..store import Store
 
 T = TypeVar("T")
@@ -51,6 +52,8 @@ def _deadline(clock: Clock, deadline_at: datetime | None, timeout: float | None)
     if deadline_at is not None and timeout is not None:
         raise ValueError("pass deadline_at or timeout, not both")
     if timeout is not None:
+        if not 0 < timeout <= MAX_SECONDS:  # also false for NaN
+            raise InvalidRequest(f"timeout must be between 0 and {MAX_SECONDS} seconds")
         return clock.now() + timedelta(seconds=timeout)
     return deadline_at
 

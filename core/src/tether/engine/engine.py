@@ -228,7 +228,7 @@ class Engine:
         """A person answers the intent's open human task (checked against the task)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target = wait_id or waits.current_wait_id(tx, ctx, intent_id)
+            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
             return waits.respond(tx, ctx, target, outcome, comment, data)
 
         return self._write(op, actor)
@@ -247,7 +247,7 @@ class Engine:
         """Resolve the intent's open wait with ``outcome`` (a human task goes through respond)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target = wait_id or waits.current_wait_id(tx, ctx, intent_id)
+            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
             return waits.resume(tx, ctx, target, outcome, result, comment, lease_token)
 
         return self._write(op, actor)

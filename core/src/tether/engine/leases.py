@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..clock import from_text, to_text
-from ..errors import Conflict, InvalidRequest, LeaseLost
+from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
 from ..model import Claim, Lease, Status, WaitStatus
 from ..store import Tx
@@ -130,6 +130,11 @@ def start(
     """Begin work on an intent: IN_PROGRESS, under a lease (the caller's, or a new one)."""
     _check_ttl(seconds)
     row = load_intent(tx, intent_id, ctx.actor)
+    if row.status is Status.WAITING:  # only resolving its wait resumes a waiting intent
+        raise IllegalTransition(
+            f"intent {intent_id} is waiting; resolve its wait first",
+            details={"intent_id": intent_id, "wait_id": row.wait_id},
+        )
     if lease_token is not None:
         from .intents import check_lease
 

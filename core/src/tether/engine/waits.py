@@ -37,6 +37,7 @@ from ..model import (
     WaitSpec,
     WaitStatus,
 )
+from ..model.waits import MAX_SECONDS
 from ..store import Tx
 from .context import Ctx
 from .records import (
@@ -270,6 +271,15 @@ def _open_wait_of(tx: Tx, ctx: Ctx, wait_id: str) -> tuple[IntentRow, Wait]:
     return row, wait
 
 
+def wait_of_intent(tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None) -> str:
+    """The wait to resolve: the given one, which must belong to the intent, or its open one."""
+    if wait_id is None:
+        return current_wait_id(tx, ctx, intent_id)
+    if load_wait_row(tx, wait_id)[1] != intent_id:
+        raise NotFound(f"intent {intent_id} has no wait {wait_id}", details={"wait_id": wait_id})
+    return wait_id
+
+
 def current_wait_id(tx: Tx, ctx: Ctx, intent_id: str) -> str:
     row = load_intent(tx, intent_id, ctx.actor)
     if row.wait_id is None:
@@ -388,9 +398,11 @@ def heartbeat_tool(tx: Tx, ctx: Ctx, token: str, extend_seconds: float | None) -
     """The tool is alive: push the wait's timeout out by its heartbeat timeout (or as asked)."""
     wait_id = wait_id_of_token(ctx.secret, token)
     _, wait = _open_wait_of(tx, ctx, wait_id)
-    seconds = extend_seconds or wait.heartbeat_timeout_seconds
-    if seconds is None or seconds <= 0:
+    seconds = extend_seconds if extend_seconds is not None else wait.heartbeat_timeout_seconds
+    if seconds is None:
         raise InvalidRequest("this tool wait has no heartbeat timeout; pass extend_seconds")
+    if not 0 < seconds <= MAX_SECONDS:  # also false for NaN
+        raise InvalidRequest(f"extend_seconds must be between 0 and {MAX_SECONDS}")
     new_deadline = ctx.now + timedelta(seconds=seconds)
     if wait.deadline_at is not None and wait.deadline_at >= new_deadline:
         return wait

@@ -13,6 +13,9 @@ from pydantic import Field, field_validator, model_validator
 from .base import Model, Persisted
 from .status import WaitingReason
 
+MAX_SECONDS = 366 * 86400
+"""The longest duration tether accepts for a timeout or an extension, in seconds."""
+
 TIMEOUT = "timeout"
 """The outcome of a wait whose deadline passed. Never the same as a rejection."""
 
@@ -136,7 +139,9 @@ class WaitSpec(Model):
     on_timeout: OnTimeout = OnTimeout()
     human_task: HumanTask | None = None
     tool_name: Annotated[str, Field(max_length=255)] | None = None
-    heartbeat_timeout_seconds: Annotated[float, Field(gt=0)] | None = None
+    heartbeat_timeout_seconds: (
+        Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)] | None
+    ) = None
     child_intent_id: str | None = None
     fire_at: datetime | None = None
 

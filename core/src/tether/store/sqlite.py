@@ -13,6 +13,7 @@ own lock (``busy_timeout``).
 from __future__ import annotations
 
 import concurrent.futures
+import logging
 import queue
 import sqlite3
 import threading
@@ -30,6 +31,7 @@ from .schema import MIGRATIONS, Migration
 T = TypeVar("T")
 
 _STOP = object()
+logger = logging.getLogger("tether.store")
 
 
 class _SQLiteTx:
@@ -185,6 +187,10 @@ class SQLiteStore(Store):
                 return
 
     def _commit(self, batch: list[_Job]) -> None:
+        # a job whose future was cancelled before it ran is dropped, never half-applied
+        batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
+        if not batch:
+            return
         conn = self._wconn
         outcomes: list[tuple[_Job, _SQLiteTx, Any, BaseException | None]] = []
         try:
@@ -229,7 +235,10 @@ class SQLiteStore(Store):
                 job.future.set_exception(error)
                 continue
             for callback in tx.callbacks:
-                callback()
+                try:
+                    callback()
+                except Exception:  # a callback's failure must not stop the writer
+                    logger.exception("after-commit callback failed")
             job.future.set_result(value)
 
     @staticmethod
