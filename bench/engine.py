@@ -298,9 +298,7 @@ def _fill(path: Path, total: int) -> None:
         conn.execute("PRAGMA cache_size=-262144")
         intent = conn.execute("SELECT * FROM intents").fetchone()
         intent_cols = [d[0] for d in conn.execute("SELECT * FROM intents LIMIT 0").description]
-        event_cols = [d[0] for d in conn.execute("SELECT * FROM events LIMIT 0").description][
-            1:
-        ]  # drop event_id: AUTOINCREMENT assigns it
+        event_cols = [d[0] for d in conn.execute("SELECT * FROM events LIMIT 0").description]
         events = conn.execute(f"SELECT {', '.join(event_cols)} FROM events ORDER BY seq").fetchall()
         id_at = intent_cols.index("intent_id")
         corr_at = intent_cols.index("correlation_id")

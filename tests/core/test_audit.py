@@ -66,3 +66,26 @@ def test_removed_middle_event_is_detected(db_url: str, tmp_path: Path) -> None:
     intent_id = _intent_with_trail(db_url)
     _edit(tmp_path, "DELETE FROM events WHERE intent_id = ? AND seq = 2", intent_id)
     assert any("expected seq 2" in p for p in _verify(db_url).problems)
+
+
+def test_hash_is_sha256_of_previous_hash_and_canonical_event(client: tether.Client) -> None:
+    import hashlib
+    import json
+
+    intent = new_intent(client)
+    client.start(intent.intent_id)
+    prev = ""
+    for e in client.list_events(intent.intent_id):
+        body = {
+            "intent_id": e.intent_id,
+            "seq": e.seq,
+            "event_type": e.event_type,
+            "status": e.status.value,
+            "waiting_reason": e.waiting_reason.value if e.waiting_reason else None,
+            "actor": e.actor,
+            "at": e.at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "details": e.details,
+        }
+        text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        assert e.hash == hashlib.sha256((prev + text).encode()).hexdigest()
+        prev = e.hash

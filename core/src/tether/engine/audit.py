@@ -17,24 +17,45 @@ from ..store import Tx
 GENESIS = ""
 
 
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+_encode = _CANONICAL.encode
+
+
+def _null_or(text: str | None) -> str:
+    return "null" if text is None else _encode(text)
+
+
 def canonical_json(value: Any) -> str:
     """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _encode(value)
 
 
-def event_hash(prev_hash: str, event: dict[str, Any]) -> str:
-    """The chain hash of an event given as its stored fields (``at`` as stored text)."""
-    body = {
-        "intent_id": event["intent_id"],
-        "seq": event["seq"],
-        "event_type": event["event_type"],
-        "status": event["status"],
-        "waiting_reason": event["waiting_reason"],
-        "actor": event["actor"],
-        "at": event["at"],
-        "details": event["details"],
-    }
-    return hashlib.sha256((prev_hash + canonical_json(body)).encode()).hexdigest()
+def event_hash(
+    prev_hash: str,
+    *,
+    intent_id: str,
+    seq: int,
+    event_type: str,
+    status: str,
+    waiting_reason: str | None,
+    actor: str,
+    at: str,
+    details_json: str,
+) -> str:
+    """The chain hash of an event: ``sha256(prev_hash + canonical JSON of the event)``.
+
+    ``details_json`` is the canonical JSON of the details; the text hashed is exactly
+    ``canonical_json`` of the event as a dict (keys in sorted order), built without
+    encoding the details twice on the write path.
+    """
+    body = (
+        f'{{"actor":{_encode(actor)},"at":{_encode(at)},"details":{details_json},'
+        f'"event_type":{_encode(event_type)},"intent_id":{_encode(intent_id)},"seq":{seq},'
+        f'"status":{_encode(status)},"waiting_reason":{_null_or(waiting_reason)}}}'
+    )
+    return hashlib.sha256((prev_hash + body).encode()).hexdigest()
 
 
 _EVENT_COLUMNS = "intent_id, seq, event_type, status, waiting_reason, actor, at, details, hash"
@@ -65,7 +86,18 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
             except ValueError:
                 problems.append(f"{intent_id}: event {event['seq']} has unreadable details")
                 break
-            if event_hash(prev, event) != event["hash"]:
+            digest = event_hash(
+                prev,
+                intent_id=event["intent_id"],
+                seq=event["seq"],
+                event_type=event["event_type"],
+                status=event["status"],
+                waiting_reason=event["waiting_reason"],
+                actor=event["actor"],
+                at=event["at"],
+                details_json=canonical_json(event["details"]),
+            )
+            if digest != event["hash"]:
                 problems.append(f"{intent_id}: event {event['seq']} does not match its hash")
                 break
             prev = event["hash"]

@@ -38,10 +38,13 @@ EVENT_COLUMNS = (
 )
 
 
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def dumps(value: Any) -> str:
     """JSON for storage; a value JSON cannot hold is the caller's error, not a crash."""
     try:
-        return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return _COMPACT.encode(value)
     except (TypeError, ValueError) as exc:
         raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
 

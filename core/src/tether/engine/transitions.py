@@ -6,7 +6,7 @@ from typing import Any
 
 from ..model import TERMINAL, Status, WaitingReason
 from ..store import Tx
-from .audit import event_hash
+from .audit import canonical_json, event_hash
 from .context import Ctx
 from .lifecycle import check_transition
 from .records import IntentRow, dumps
@@ -46,62 +46,45 @@ def append_event(
     if (reason is not None) != (target is Status.WAITING):
         raise AssertionError("WAITING carries exactly one waiting reason; no other status does")
     seq = row.seq + 1
-    details = details or {}
-    stored = {
-        "intent_id": row.intent_id,
-        "seq": seq,
-        "event_type": event_type,
-        "status": target.value,
-        "waiting_reason": reason.value if reason else None,
-        "actor": ctx.actor.actor,
-        "at": ctx.now_text,
-        "details": details,
-    }
-    digest = event_hash(row.head_hash, stored)
+    details_json = canonical_json(details or {})
+    reason_text = reason.value if reason else None
+    actor = ctx.actor.actor
+    digest = event_hash(
+        row.head_hash,
+        intent_id=row.intent_id,
+        seq=seq,
+        event_type=event_type,
+        status=target.value,
+        waiting_reason=reason_text,
+        actor=actor,
+        at=ctx.now_text,
+        details_json=details_json,
+    )
     tx.execute(
         "INSERT INTO events (intent_id, seq, event_type, status, waiting_reason, actor, at, "
         "details, hash, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (
-            row.intent_id,
-            seq,
-            event_type,
-            target.value,
-            stored["waiting_reason"],
-            stored["actor"],
-            ctx.now_text,
-            dumps(details),
-            digest,
-        ),
-    )
+        (row.intent_id, seq, event_type, target.value, reason_text, actor, ctx.now_text,
+         details_json, digest),
+    )  # fmt: skip
+    # Only the columns that change are written: an unchanged indexed column (status, agent)
+    # would otherwise rewrite its index pages on every event.
+    sets: dict[str, Any] = {"seq": seq, "head_hash": digest, "updated_at": ctx.now_text}
+    if target is not row.status or reason is not row.waiting_reason:
+        sets["status"], sets["waiting_reason"] = target.value, reason_text
+    if wait_id is not _UNSET:  # always written: callers may have cleared row.wait_id already
+        sets["wait_id"] = row.wait_id = wait_id
+    if result is not _UNSET:
+        sets["result"] = row.result = dumps(result)
+    if error is not _UNSET:
+        sets["error"] = row.error = dumps(error)
+    if (release_lease or target in TERMINAL) and row.lease_token is not None:
+        sets["lease_owner"] = sets["lease_token"] = sets["lease_expires_at"] = None
+        row.lease_owner = row.lease_token = row.lease_expires_at = None
     row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
     row.updated_at = ctx.now_text
-    if wait_id is not _UNSET:
-        row.wait_id = wait_id
-    if result is not _UNSET:
-        row.result = dumps(result)
-    if error is not _UNSET:
-        row.error = dumps(error)
-    if release_lease or target in TERMINAL:
-        row.lease_owner = row.lease_token = row.lease_expires_at = None
     changed = tx.execute(
-        "UPDATE intents SET status = ?, waiting_reason = ?, seq = ?, head_hash = ?, "
-        "updated_at = ?, wait_id = ?, result = ?, error = ?, lease_owner = ?, lease_token = ?, "
-        "lease_expires_at = ? WHERE intent_id = ? AND seq = ?",
-        (
-            target.value,
-            reason.value if reason else None,
-            seq,
-            digest,
-            ctx.now_text,
-            row.wait_id,
-            row.result,
-            row.error,
-            row.lease_owner,
-            row.lease_token,
-            row.lease_expires_at,
-            row.intent_id,
-            seq - 1,
-        ),
+        f"UPDATE intents SET {', '.join(f'{c} = ?' for c in sets)} WHERE intent_id = ? AND seq = ?",
+        (*sets.values(), row.intent_id, seq - 1),
     )
     if changed != 1:  # only possible if the row changed under us: never lose a seq silently
         raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")

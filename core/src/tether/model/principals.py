@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import cached_property
 
 from .base import Model
 
@@ -46,7 +47,7 @@ class Principal(Model):
     def system(cls, name: str = "tether") -> Principal:
         return cls(kind=PrincipalKind.SYSTEM, name=name)
 
-    @property
+    @cached_property
     def actor(self) -> str:
         """How this principal appears in the audit trail, e.g. ``human:alice``."""
         return f"{self.kind.value}:{self.name}"[:255]
