@@ -9,6 +9,8 @@ import pytest
 import tether
 from tether import Client, FrozenClock, HumanTask, Principal
 
+from ..server_harness import running_server
+
 AGENT = "agent://test/refunds"
 
 
@@ -22,11 +24,18 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-@pytest.fixture
-def client(db_url: str, clock: FrozenClock) -> Iterator[Client]:
-    """A client on a fresh store whose time moves only when the test says so."""
-    with tether.connect(db_url, clock=clock) as c:
-        yield c
+@pytest.fixture(params=["local", "http"])
+def client(request: pytest.FixtureRequest, db_url: str, clock: FrozenClock) -> Iterator[Client]:
+    """A client on a fresh store whose time moves only when the test says so: in-process, and
+    over HTTP to a real ``tether serve`` app on loopback (the same behaviour either way)."""
+    if request.param == "local":
+        with tether.connect(db_url, clock=clock) as c:
+            yield c
+        return
+    with tether.connect(db_url, clock=clock) as local, running_server(local.engine) as url:
+        admin = local.engine.create_key(tether.KeyRole.ADMIN, subject="admin")
+        with tether.connect(url, api_key=admin.secret, clock=clock) as c:
+            yield c
 
 
 @pytest.fixture

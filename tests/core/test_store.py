@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 import tether
-from tether.store import MIGRATIONS, Migration, SQLiteStore, open_store
+from tether.store import LATEST, MIGRATIONS, Migration, SQLiteStore, open_store
 
 
 def test_durable_settings(tmp_path: Path) -> None:
@@ -63,19 +63,25 @@ def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
 
 def test_migrations_upgrade_an_older_store_and_refuse_a_newer_one(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
-    with tether.connect(f"sqlite:///{path}") as client:
-        intent = client.create_intent("a.b.v1", "agent://x/y", {"kept": True})
+    old = SQLiteStore(path, migrations=MIGRATIONS[:1])  # a store written by the first release
+    intent = tether.engine.Engine(old).create_intent(
+        tether.NewIntent(intent_type="a.b.v1", to_agent="agent://x/y", payload={"kept": True})
+    )
+    old.close()
+    with tether.connect(f"sqlite:///{path}") as client:  # this release upgrades it in place
+        assert client.store.schema_version == LATEST
+        assert client.get_intent(intent.intent_id).payload == {"kept": True}
     newer = (
         *MIGRATIONS,
-        Migration(2, "a test column", ("ALTER TABLE intents ADD COLUMN note TEXT",)),
+        Migration(LATEST + 1, "a test column", ("ALTER TABLE intents ADD COLUMN note TEXT",)),
     )
     store = SQLiteStore(path, migrations=newer)
-    assert store.schema_version == 2
+    assert store.schema_version == LATEST + 1
     store.close()
     versions = sqlite3.connect(path).execute("SELECT version FROM tether_migrations").fetchall()
-    assert versions == [(1,), (2,)]
+    assert versions == [(v,) for v in range(1, LATEST + 2)]
     with pytest.raises(tether.StoreError) as info:
-        SQLiteStore(path)  # this release only knows version 1
+        SQLiteStore(path)  # this release does not know the newest migration
     assert info.value.code == "schema_too_new"
     store = SQLiteStore(path, migrations=newer)
     engine = tether.engine.Engine(store)

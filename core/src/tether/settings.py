@@ -24,3 +24,8 @@ class Settings(BaseSettings):
     groups: str = ""
     """Comma-separated groups of that person."""
     workspace: str = "default"
+    max_body_bytes: int = 128 * 1024
+    """Requests with a larger body are refused with 413."""
+    rate_limit: float = 2000.0
+    """Requests per second per API key (0: no limit); over it, 429 with Retry-After."""
+    rate_burst: float = 4000.0

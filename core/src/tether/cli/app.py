@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import audit, inbox, intents
+from . import audit, inbox, intents, serve
 
 app = typer.Typer(
     help="tether: durable execution for AI agents.",
@@ -15,6 +15,8 @@ app = typer.Typer(
 app.add_typer(intents.app, name="intents")
 app.add_typer(inbox.app, name="inbox")
 app.add_typer(audit.app, name="audit")
+app.add_typer(serve.keys_app, name="keys")
+app.command("serve")(serve.serve)
 
 
 @app.command()

@@ -10,12 +10,14 @@ from ..model import Principal
 from ..settings import Settings
 from ..store import open_store
 from ._async import AsyncClient
+from ._http import HttpBackend
 from ._sync import Client, default_owner
 
 
 def connect(
     url: str | None = None,
     *,
+    api_key: str | None = None,
     actor: Principal | None = None,
     clock: Clock | None = None,
     settings: Settings | None = None,
@@ -23,7 +25,9 @@ def connect(
     """Open a client.
 
     With no URL (and no ``TETHER_URL``) it opens the embedded store: ``TETHER_DB`` or
-    ``./.tether/tether.db``. A ``sqlite:///`` URL names another store file. No server runs.
+    ``./.tether/tether.db``. A ``sqlite:///`` URL names another store file; no server runs.
+    An ``http://`` or ``https://`` URL talks to ``tether serve`` with ``api_key`` (or
+    ``TETHER_API_KEY``), with the same methods.
 
     Example::
 
@@ -31,13 +35,12 @@ def connect(
 
         client = tether.connect()                       # ./.tether/tether.db
         client = tether.connect("sqlite:///work.db")    # another file
+        client = tether.connect("http://127.0.0.1:8700", api_key="tk_...")
     """
     settings = settings or Settings()
     target = url or settings.url or settings.db
     if target.startswith(("http://", "https://")):
-        from ..errors import InvalidRequest
-
-        raise InvalidRequest("HTTP clients need the tether server; open the store with sqlite:///")
+        return Client(HttpBackend(target, api_key=api_key or settings.api_key, clock=clock))
     store = open_store(target)
     try:
         engine = Engine(
@@ -52,12 +55,13 @@ def connect(
 def connect_async(
     url: str | None = None,
     *,
+    api_key: str | None = None,
     actor: Principal | None = None,
     clock: Clock | None = None,
     settings: Settings | None = None,
 ) -> AsyncClient:
     """The async twin of :func:`connect`: same arguments, every method awaitable."""
-    return AsyncClient(connect(url, actor=actor, clock=clock, settings=settings))
+    return AsyncClient(connect(url, api_key=api_key, actor=actor, clock=clock, settings=settings))
 
 
 def person_from_settings(settings: Settings) -> Principal:

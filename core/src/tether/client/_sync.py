@@ -5,14 +5,13 @@ from __future__ import annotations
 import os
 import socket
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from ..clock import Clock, to_text
+from ..clock import Clock
 from ..engine import Engine
-from ..errors import InvalidRequest, WaitTimeout
+from ..errors import InvalidRequest, TetherError
 from ..model import (
     TERMINAL,
     ChainReport,
@@ -21,11 +20,13 @@ from ..model import (
     Event,
     HumanTask,
     Intent,
+    KeyRole,
     Lease,
     NewIntent,
     OnTimeout,
     Page,
     Principal,
+    PrincipalKind,
     StateRecord,
     Status,
     Step,
@@ -35,6 +36,7 @@ from ..model import (
 )
 from ..model.waits import MAX_SECONDS
 from ..store import Store
+from ._http import HttpBackend
 
 T = TypeVar("T")
 
@@ -71,32 +73,59 @@ class Client:
         client.wait_for_human(intent.intent_id, HumanTask(title="Refund 120?"), lease=lease)
     """
 
-    def __init__(self, engine: Engine, *, owns_store: bool = True) -> None:
+    def __init__(self, engine: Engine | HttpBackend, *, owns_store: bool = True) -> None:
         self._engine = engine
         self._owns_store = owns_store
+        self._views: dict[Principal, Client] = {}
 
     @property
     def engine(self) -> Engine:
+        """The in-process engine (library mode only)."""
+        if not isinstance(self._engine, Engine):
+            raise TetherError("this client talks HTTP; there is no in-process engine")
         return self._engine
 
     @property
     def store(self) -> Store:
-        return self._engine.store
+        return self.engine.store
+
+    @property
+    def url(self) -> str | None:
+        """The server URL, for a client that talks HTTP."""
+        return self._engine.url if isinstance(self._engine, HttpBackend) else None
 
     @property
     def clock(self) -> Clock:
         return self._engine.clock
 
-    @property
-    def actor(self) -> Principal:
-        return self._engine.actor
-
     def as_actor(self, actor: Principal) -> Client:
-        """A client on the same store acting as another principal."""
-        return Client(self._engine.with_actor(actor), owns_store=False)
+        """A client acting as another principal: in-process, on the same store; over HTTP,
+        with a key minted for it (this client's key must be an admin's)."""
+        if isinstance(self._engine, Engine):
+            return Client(self._engine.with_actor(actor), owns_store=False)
+        view = self._views.get(actor)
+        if view is None:
+            role = {
+                PrincipalKind.HUMAN: KeyRole.APPROVER,
+                PrincipalKind.AGENT: KeyRole.AGENT,
+            }.get(actor.kind, KeyRole.ADMIN)
+            made = self._engine.create_key(
+                role,
+                agent=actor.name if role is KeyRole.AGENT else None,
+                subject=None if role is KeyRole.AGENT else actor.name,
+                groups=list(actor.groups),
+                workspace=actor.workspace,
+            )
+            backend = HttpBackend(self._engine.url, api_key=made.secret, clock=self._engine.clock)
+            view = self._views[actor] = Client(backend)
+        return view
 
     def close(self) -> None:
-        if self._owns_store:
+        for view in self._views.values():
+            view.close()
+        if isinstance(self._engine, HttpBackend):
+            self._engine.close()
+        elif self._owns_store:
             self._engine.store.close()
 
     def __enter__(self) -> Client:
@@ -447,23 +476,9 @@ class Client:
 
         Raises :class:`tether.WaitTimeout` after ``timeout`` seconds.
         """
-        limit = None if timeout is None else time.monotonic() + timeout
-        seen = self.store.change_counter
-        while True:
-            intent = self.get_intent(intent_id)
-            if intent.status in statuses:
-                return intent
-            due = self._engine.next_timer_due()
-            if due is not None and due <= to_text(self.clock.now()):
-                self.fire_due_timers()
-                continue
-            remaining = 1.0 if limit is None else limit - time.monotonic()
-            if remaining <= 0:
-                raise WaitTimeout(
-                    f"intent {intent_id} is still {intent.status.value}",
-                    details={"intent_id": intent_id, "status": intent.status.value},
-                )
-            seen = self.store.wait_for_change(seen, min(remaining, 1.0))
+        return self._engine.wait_for_intent(
+            intent_id, statuses=frozenset(statuses), timeout=timeout
+        )
 
     def verify_audit(self, intent_id: str | None = None) -> ChainReport:
         """Recompute the hash chain of one intent, or of every intent."""

@@ -8,19 +8,23 @@ engine's default principal (an admin of the default workspace in library mode).
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from ..clock import Clock
-from ..errors import InvalidRequest
+from ..clock import Clock, to_text
+from ..errors import InvalidRequest, WaitTimeout
 from ..model import (
+    ApiKey,
     ChainReport,
     Claim,
     ErrorInfo,
     Event,
     Intent,
+    KeyRole,
     Lease,
     NewIntent,
+    NewKey,
     Page,
     Principal,
     StateRecord,
@@ -30,7 +34,7 @@ from ..model import (
     WaitSpec,
 )
 from ..store import Store, Tx
-from . import audit, intents, journal, leases, timers, waits
+from . import audit, intents, journal, keys, leases, timers, waits
 from .context import Ctx
 from .records import load_intent
 
@@ -378,6 +382,102 @@ class Engine:
 
     def release_lease(self, intent_id: str, token: str, *, actor: Principal | None = None) -> None:
         self._write(lambda tx, ctx: leases.release(tx, ctx, intent_id, token), actor)
+
+    def backlog(self) -> dict[str, int]:
+        """Counts for operators: open waits by kind, runnable intents with no live lease,
+        pending timers."""
+
+        def count(tx: Tx) -> dict[str, int]:
+            out = {
+                f"wait:{kind}": n
+                for kind, n in tx.all(
+                    "SELECT kind, COUNT(*) FROM waits WHERE status = 'open' GROUP BY kind"
+                )
+            }
+            runnable = tx.one(
+                "SELECT COUNT(*) FROM intents WHERE status IN "
+                "('SUBMITTED', 'DELIVERED', 'ACKNOWLEDGED', 'IN_PROGRESS') "
+                "AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
+                (to_text(self.clock.now()),),
+            )
+            pending = tx.one("SELECT COUNT(*) FROM timers WHERE status = 'pending'")
+            out["runnable"] = runnable[0] if runnable else 0
+            out["timers"] = pending[0] if pending else 0
+            return out
+
+        return self.store.read(count)
+
+    # -- keys ------------------------------------------------------------------------------
+
+    def create_key(
+        self,
+        role: KeyRole,
+        *,
+        agent: str | None = None,
+        subject: str | None = None,
+        groups: list[str] | None = None,
+        workspace: str = "default",
+    ) -> NewKey:
+        """Create an API key; its secret is returned once and stored only as a hash."""
+        return self._write(
+            lambda tx, ctx: keys.create(
+                tx,
+                ctx,
+                role,
+                agent=agent,
+                subject=subject,
+                groups=groups or [],
+                workspace=workspace,
+            ),
+            None,
+        )
+
+    def authenticate(self, presented: str) -> ApiKey | None:
+        return self.store.read(lambda tx: keys.authenticate(tx, presented))
+
+    def list_keys(self, *, workspace: str | None = None) -> list[ApiKey]:
+        return self.store.read(lambda tx: keys.list_keys(tx, workspace))
+
+    def revoke_key(self, key_id: str) -> None:
+        self._write(lambda tx, ctx: keys.revoke(tx, ctx, key_id), None)
+
+    def has_keys(self) -> bool:
+        return self.store.read(keys.any_live)
+
+    # -- waiting -----------------------------------------------------------------------------
+
+    def wait_for_intent(
+        self,
+        intent_id: str,
+        *,
+        statuses: frozenset[Status],
+        timeout: float | None,
+        after_seq: int = 0,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """Block until the intent is in one of ``statuses`` (or, with ``after_seq``, changed
+        past that seq); raise :class:`WaitTimeout` after ``timeout`` seconds."""
+        limit = None if timeout is None else time.monotonic() + timeout
+        seen = self.store.change_counter
+        while True:
+            intent = self.get_intent(intent_id, actor=actor)
+            if intent.status in statuses or (after_seq and intent.seq > after_seq):
+                return intent
+            due = self.next_timer_due()
+            if due is not None and due <= to_text(self.clock.now()):
+                self.fire_due_timers()
+                continue
+            remaining = 1.0 if limit is None else limit - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"intent {intent_id} is still {intent.status.value}",
+                    details={
+                        "intent_id": intent_id,
+                        "status": intent.status.value,
+                        "seq": intent.seq,
+                    },
+                )
+            seen = self.store.wait_for_change(seen, min(remaining, 1.0))
 
     # -- audit -------------------------------------------------------------------------------
 

@@ -14,6 +14,18 @@ from .records import IntentRow, dumps
 _UNSET: Any = object()
 
 
+class _Counter:
+    """Events committed by this process (read by the server's metrics)."""
+
+    value = 0
+
+    def add_one(self) -> None:
+        self.value += 1  # runs on the store's commit path, one thread at a time
+
+
+EVENTS_COMMITTED = _Counter()
+
+
 def append_event(
     tx: Tx,
     ctx: Ctx,
@@ -80,6 +92,7 @@ def append_event(
     if (release_lease or target in TERMINAL) and row.lease_token is not None:
         sets["lease_owner"] = sets["lease_token"] = sets["lease_expires_at"] = None
         row.lease_owner = row.lease_token = row.lease_expires_at = None
+    tx.after_commit(EVENTS_COMMITTED.add_one)
     row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
     row.updated_at = ctx.now_text
     changed = tx.execute(

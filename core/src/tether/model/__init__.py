@@ -4,6 +4,7 @@ from .agents import Agent, AgentStatus
 from .base import SCHEMA_VERSION, AgentAddress, IntentType
 from .events import ChainReport, Event
 from .intents import ErrorInfo, Intent, LeaseInfo, NewIntent, Page, PendingWith
+from .keys import ApiKey, KeyRole, NewKey
 from .principals import Principal, PrincipalKind
 from .status import TERMINAL, Status, WaitingReason
 from .waits import TIMEOUT, HumanTask, OnTimeout, TaskType, Wait, WaitKind, WaitSpec, WaitStatus
@@ -16,6 +17,7 @@ __all__ = [
     "Agent",
     "AgentAddress",
     "AgentStatus",
+    "ApiKey",
     "ChainReport",
     "Claim",
     "ErrorInfo",
@@ -23,9 +25,11 @@ __all__ = [
     "HumanTask",
     "Intent",
     "IntentType",
+    "KeyRole",
     "Lease",
     "LeaseInfo",
     "NewIntent",
+    "NewKey",
     "OnTimeout",
     "Page",
     "PendingWith",

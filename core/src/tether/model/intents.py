@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
 from .base import AgentAddress, IntentType, Model, Persisted
 from .status import Status, WaitingReason
@@ -93,12 +93,21 @@ class Intent(Persisted):
     def terminal(self) -> bool:
         return self.status.terminal
 
+    @classmethod
+    def from_wire(cls, data: dict[str, Any]) -> Intent:
+        """Parse an intent as the server sends it (computed and unknown fields dropped)."""
+        return cls.model_validate({k: v for k, v in data.items() if k in cls.model_fields})
+
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def human_task(self) -> HumanTask | None:
+        """The open wait's human task (AXP read model)."""
         return self.wait.human_task if self.wait is not None else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def pending_with(self) -> PendingWith | None:
+        """Who the intent waits on (AXP read model)."""
         if self.wait is None:
             return None
         if self.wait.human_task is not None:

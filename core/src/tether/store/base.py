@@ -56,6 +56,11 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def change_counter(self) -> int: ...
 
+    @abc.abstractmethod
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the store's own thread, so keep it short) after every
+        durable commit of this process; return a function that unsubscribes it."""
+
     @property
     @abc.abstractmethod
     def schema_version(self) -> int: ...

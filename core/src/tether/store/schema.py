@@ -149,4 +149,24 @@ MIGRATIONS: tuple[Migration, ...] = (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        2,
+        "api keys",
+        (
+            """CREATE TABLE api_keys (
+                key_id TEXT PRIMARY KEY,
+                key_hash TEXT NOT NULL,
+                role TEXT NOT NULL,
+                agent TEXT,
+                subject TEXT,
+                groups TEXT NOT NULL,
+                workspace TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

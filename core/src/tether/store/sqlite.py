@@ -104,6 +104,7 @@ class SQLiteStore(Store):
         self._watch_version = self._data_version()
         self._cond = threading.Condition()
         self._counter = 0
+        self._listeners: list[Callable[[], None]] = []
         self._closed = False
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tether-sqlite-writer", daemon=True)
@@ -230,6 +231,11 @@ class SQLiteStore(Store):
         with self._cond:
             self._counter += 1
             self._cond.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a listener's failure must not stop the writer
+                logger.exception("store listener failed")
         for job, tx, value, error in outcomes:
             if error is not None:
                 job.future.set_exception(error)
@@ -252,6 +258,20 @@ class SQLiteStore(Store):
     @property
     def change_counter(self) -> int:
         return self._counter
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def external_change(self) -> bool:
+        """True if another process committed since the last check (WAL data_version)."""
+        with self._cond:
+            version = self._data_version()
+            if version == self._watch_version:
+                return False
+            self._watch_version = version
+            self._counter += 1
+            return True
 
     def _data_version(self) -> int:
         value: int = self._watch.execute("PRAGMA data_version").fetchone()[0]

@@ -1,0 +1,536 @@
+"""The HTTP transport: the engine's operations, over tether's HTTP API (httpx + tenacity).
+
+Reads, and writes that carry an idempotency key, are retried on connection errors and on
+429/502/503/504 (honouring Retry-After); other writes are sent once, so a retry can never
+apply a change twice.
+"""
+
+from __future__ import annotations
+
+import json as _json
+import uuid
+from typing import Any
+
+import httpx
+from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+from ..clock import Clock, to_text
+from ..errors import InvalidRequest, TetherError, WaitTimeout, error_from_wire
+from ..model import (
+    ApiKey,
+    ChainReport,
+    Claim,
+    ErrorInfo,
+    Event,
+    Intent,
+    KeyRole,
+    Lease,
+    NewIntent,
+    NewKey,
+    Page,
+    Principal,
+    StateRecord,
+    Status,
+    Step,
+    Wait,
+    WaitSpec,
+)
+
+_RETRY_STATUS = {429, 502, 503, 504}
+
+
+class _Retryable(Exception):
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+
+
+def _retry_wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    if isinstance(exc, _Retryable):
+        after = exc.response.headers.get("retry-after")
+        if after is not None:
+            try:
+                return min(float(after), 30.0)
+            except ValueError:
+                pass
+    return wait_exponential_jitter(initial=0.1, max=5.0)(state)
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, _Retryable | httpx.TransportError)
+
+
+def _lease(token: str | None) -> dict[str, str]:
+    return {"X-Lease-Token": token} if token else {}
+
+
+def _dump(model: BaseModel) -> dict[str, Any]:
+    """A model as JSON data; a value JSON cannot hold is the caller's error."""
+    try:
+        return model.model_dump(mode="json", exclude_none=True)
+    except PydanticSerializationError as exc:
+        raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
+
+
+class HttpBackend:
+    """Talks to ``tether serve``; the same operations as :class:`tether.engine.Engine`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        clock: Clock | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        headers = {"x-api-key": api_key} if api_key else {}
+        self.url = url.rstrip("/")
+        self.api_key = api_key
+        self.clock = clock or Clock()
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=timeout, transport=transport
+        )
+        self._retries = retries
+
+    def close(self) -> None:
+        self._http.close()
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+        retry_it: bool = False,
+        timeout: float | None = None,
+    ) -> dict[str, Any]:
+        def once() -> httpx.Response:
+            try:
+                content = _json.dumps(json, allow_nan=False).encode() if json is not None else None
+            except (TypeError, ValueError) as exc:
+                raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
+            response = self._http.request(
+                method, path, content=content, params=params,
+                headers={**(headers or {}), "content-type": "application/json"},
+                timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+            )  # fmt: skip
+            if retry_it and response.status_code in _RETRY_STATUS:
+                raise _Retryable(response)
+            return response
+
+        if retry_it:
+            runner = retry(
+                retry=retry_if_exception(_is_retryable),
+                stop=stop_after_attempt(self._retries + 1),
+                wait=_retry_wait,
+                reraise=True,
+            )(once)
+            try:
+                response = runner()
+            except _Retryable as exc:
+                response = exc.response
+        else:
+            response = once()
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"error": {"code": "bad_response", "message": response.text[:500]}}
+        if response.status_code >= 400:
+            raise error_from_wire(response.status_code, body)
+        if not isinstance(body, dict):
+            raise TetherError(f"unexpected response from {path}: {body!r}"[:500])
+        return body
+
+    def _get(
+        self, path: str, params: dict[str, Any] | None = None, timeout: float | None = None
+    ) -> dict[str, Any]:
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        return self._send("GET", path, params=clean, retry_it=True, timeout=timeout)
+
+    def _post(
+        self, path: str, body: Any = None, *, lease: str | None = None, idem: str | None = None
+    ) -> dict[str, Any]:
+        headers = _lease(lease)
+        if idem is not None:
+            headers["Idempotency-Key"] = idem
+        return self._send(
+            "POST",
+            path,
+            json=body if body is not None else {},
+            headers=headers,
+            retry_it=idem is not None,
+        )
+
+    # -- intents -----------------------------------------------------------------------------
+
+    def create_intent(
+        self, req: NewIntent, *, idempotency_key: str | None = None, actor: Principal | None = None
+    ) -> Intent:
+        body = _dump(req)
+        body.setdefault("correlation_id", str(uuid.uuid4()))
+        if req.correlation_id is None and idempotency_key is not None:
+            # a retried create must send the same body: derive the id from the key
+            body["correlation_id"] = str(
+                uuid.uuid5(uuid.NAMESPACE_URL, f"tether:{idempotency_key}")
+            )
+        return Intent.from_wire(self._post("/v1/intents", body, idem=idempotency_key)["intent"])
+
+    def get_intent(self, intent_id: str, *, actor: Principal | None = None) -> Intent:
+        return Intent.from_wire(self._get(f"/v1/intents/{intent_id}")["intent"])
+
+    def list_intents(
+        self,
+        *,
+        status: list[Status] | None = None,
+        to_agent: str | None = None,
+        from_agent: str | None = None,
+        intent_type: str | None = None,
+        correlation_id: str | None = None,
+        parent_intent_id: str | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+        actor: Principal | None = None,
+    ) -> Page[Intent]:
+        data = self._get(
+            "/v1/intents",
+            {
+                "status": [s.value for s in status] if status else None,
+                "to_agent": to_agent, "from_agent": from_agent, "intent_type": intent_type,
+                "correlation_id": correlation_id, "parent_intent_id": parent_intent_id,
+                "cursor": cursor, "limit": limit,
+            },
+        )  # fmt: skip
+        return Page[Intent](
+            items=[Intent.from_wire(i) for i in data["intents"]],
+            next_cursor=data.get("next_cursor"),
+        )
+
+    def list_events(
+        self, intent_id: str, *, since: int = 0, limit: int = 1000, actor: Principal | None = None
+    ) -> list[Event]:
+        data = self._get(f"/v1/intents/{intent_id}/events", {"since": since, "limit": limit})
+        return [Event.model_validate(e) for e in data["events"]]
+
+    def acknowledge(
+        self, intent_id: str, *, lease_token: str | None = None, actor: Principal | None = None
+    ) -> Intent:
+        return Intent.from_wire(
+            self._post(f"/v1/intents/{intent_id}/acknowledge", lease=lease_token)["intent"]
+        )
+
+    def start(
+        self,
+        intent_id: str,
+        *,
+        owner: str = "direct",
+        lease_seconds: float = 60.0,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Lease:
+        body = {"owner": owner, "lease_seconds": lease_seconds, "lease_token": lease_token}
+        return Lease.model_validate(self._post(f"/v1/intents/{intent_id}/start", body)["lease"])
+
+    def resolve(
+        self,
+        intent_id: str,
+        status: Status,
+        *,
+        result: Any = None,
+        error: ErrorInfo | None = None,
+        reason: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        body: dict[str, Any] = {"status": status.value, "result": result}
+        if error is not None:
+            body["error"] = error.model_dump(mode="json")
+        if reason is not None:
+            body["reason"] = reason
+        return Intent.from_wire(
+            self._post(f"/v1/intents/{intent_id}/resolve", body, lease=lease_token)["intent"]
+        )
+
+    # -- waits -------------------------------------------------------------------------------
+
+    def open_wait(
+        self,
+        intent_id: str,
+        spec: WaitSpec,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Wait:
+        data = self._post(f"/v1/intents/{intent_id}/waits", _dump(spec), lease=lease_token)
+        return Wait.model_validate(data["wait"])
+
+    def wait_for_child(
+        self,
+        intent_id: str,
+        child: NewIntent,
+        *,
+        key: str | None = None,
+        spec: WaitSpec | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> tuple[Intent, Wait]:
+        body: dict[str, Any] = {
+            "child": _dump(child),
+            "key": key,
+        }
+        if spec is not None:
+            body["deadline_at"] = to_text(spec.deadline_at) if spec.deadline_at else None
+            body["on_timeout"] = spec.on_timeout.model_dump(mode="json")
+        data = self._post(f"/v1/intents/{intent_id}/children", body, lease=lease_token)
+        return Intent.from_wire(data["intent"]), Wait.model_validate(data["wait"])
+
+    def get_wait(self, wait_id: str, *, actor: Principal | None = None) -> Wait:
+        return Wait.model_validate(self._get(f"/v1/waits/{wait_id}")["wait"])
+
+    def list_waits(self, intent_id: str, *, actor: Principal | None = None) -> list[Wait]:
+        return [
+            Wait.model_validate(w) for w in self._get(f"/v1/intents/{intent_id}/waits")["waits"]
+        ]
+
+    def respond(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        comment: str | None = None,
+        data: dict[str, Any] | None = None,
+        wait_id: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        body = {"outcome": outcome, "comment": comment, "data": data, "wait_id": wait_id}
+        return Intent.from_wire(self._post(f"/v1/intents/{intent_id}/respond", body)["intent"])
+
+    def resume(
+        self,
+        intent_id: str,
+        outcome: str,
+        *,
+        result: Any = None,
+        comment: str | None = None,
+        wait_id: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        body = {"outcome": outcome, "result": result, "comment": comment, "wait_id": wait_id}
+        return Intent.from_wire(
+            self._post(f"/v1/intents/{intent_id}/resume", body, lease=lease_token)["intent"]
+        )
+
+    def complete_tool(
+        self,
+        token: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        return Intent.from_wire(
+            self._post(f"/v1/callbacks/{token}", {"result": result, "error": error})["intent"]
+        )
+
+    def heartbeat_tool(
+        self, token: str, *, extend_seconds: float | None = None, actor: Principal | None = None
+    ) -> Wait:
+        data = self._post(f"/v1/callbacks/{token}/heartbeat", {"extend_seconds": extend_seconds})
+        return Wait.model_validate(data["wait"])
+
+    def list_tasks(
+        self, *, mine: bool = False, limit: int = 100, actor: Principal | None = None
+    ) -> list[Intent]:
+        data = self._get("/v1/me/tasks", {"mine": str(mine).lower(), "limit": limit})
+        return [Intent.from_wire(t["intent"]) for t in data["tasks"]]
+
+    def fire_due_timers(self, *, limit: int = 500) -> int:
+        return int(self._post("/v1/timers/fire")["fired"])
+
+    def next_timer_due(self) -> str | None:
+        return None  # the server fires its own timers
+
+    # -- journal and state -------------------------------------------------------------------
+
+    def get_step(self, intent_id: str, key: str, *, actor: Principal | None = None) -> Step | None:
+        step = self._get(f"/v1/intents/{intent_id}/step", {"key": key})["step"]
+        return Step.model_validate(step) if step is not None else None
+
+    def list_steps(self, intent_id: str, *, actor: Principal | None = None) -> list[Step]:
+        return [
+            Step.model_validate(s) for s in self._get(f"/v1/intents/{intent_id}/steps")["steps"]
+        ]
+
+    def record_step(
+        self,
+        intent_id: str,
+        key: str,
+        result: Any,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> Step:
+        data = self._post(
+            f"/v1/intents/{intent_id}/steps", {"key": key, "result": result}, lease=lease_token
+        )
+        return Step.model_validate(data["step"])
+
+    def get_state(
+        self, intent_id: str, key: str = "default", *, actor: Principal | None = None
+    ) -> StateRecord | None:
+        state = self._get(f"/v1/intents/{intent_id}/state", {"key": key})["state"]
+        return StateRecord.model_validate(state) if state is not None else None
+
+    def put_state(
+        self,
+        intent_id: str,
+        data: Any,
+        *,
+        expected_version: int,
+        key: str = "default",
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> StateRecord:
+        body = {"key": key, "data": data, "expected_version": expected_version}
+        out = self._send(
+            "PUT", f"/v1/intents/{intent_id}/state", json=body, headers=_lease(lease_token)
+        )
+        return StateRecord.model_validate(out["state"])
+
+    # -- leases ------------------------------------------------------------------------------
+
+    def claim(
+        self,
+        agent: str,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        intent_types: list[str] | None = None,
+        actor: Principal | None = None,
+    ) -> Claim | None:
+        body = {
+            "agent": agent,
+            "owner": owner,
+            "lease_seconds": lease_seconds,
+            "intent_types": intent_types,
+        }
+        found = self._post("/v1/claims", body)["claim"]
+        return Claim.model_validate(_claim_json(found)) if found is not None else None
+
+    def claim_intent(
+        self,
+        intent_id: str,
+        *,
+        owner: str,
+        lease_seconds: float = 30.0,
+        actor: Principal | None = None,
+    ) -> Claim:
+        found = self._post(
+            f"/v1/intents/{intent_id}/claim", {"owner": owner, "lease_seconds": lease_seconds}
+        )
+        return Claim.model_validate(_claim_json(found["claim"]))
+
+    def heartbeat_lease(
+        self,
+        intent_id: str,
+        token: str,
+        *,
+        lease_seconds: float = 30.0,
+        actor: Principal | None = None,
+    ) -> Lease:
+        data = self._post(
+            f"/v1/intents/{intent_id}/lease/heartbeat",
+            {"token": token, "lease_seconds": lease_seconds},
+        )
+        return Lease.model_validate(data["lease"])
+
+    def release_lease(self, intent_id: str, token: str, *, actor: Principal | None = None) -> None:
+        self._post(f"/v1/intents/{intent_id}/lease/release", {"token": token})
+
+    # -- keys, waiting, audit ----------------------------------------------------------------
+
+    def create_key(
+        self,
+        role: KeyRole,
+        *,
+        agent: str | None = None,
+        subject: str | None = None,
+        groups: list[str] | None = None,
+        workspace: str = "default",
+    ) -> NewKey:
+        body = {
+            "role": role.value,
+            "agent": agent,
+            "subject": subject,
+            "groups": groups or [],
+            "workspace": workspace,
+        }
+        data = self._post("/v1/keys", body)
+        return NewKey(key=ApiKey.model_validate(data["api_key"]), secret=data["key"])
+
+    def list_keys(self, *, workspace: str | None = None) -> list[ApiKey]:
+        return [ApiKey.model_validate(k) for k in self._get("/v1/keys")["keys"]]
+
+    def revoke_key(self, key_id: str) -> None:
+        self._send("DELETE", f"/v1/keys/{key_id}")
+
+    def wait_for_intent(
+        self,
+        intent_id: str,
+        *,
+        statuses: frozenset[Status],
+        timeout: float | None,
+        after_seq: int = 0,
+        actor: Principal | None = None,
+    ) -> Intent:
+        import time
+
+        limit = None if timeout is None else time.monotonic() + timeout
+        intent = self.get_intent(intent_id)
+        while intent.status not in statuses and not (after_seq and intent.seq > after_seq):
+            remaining = 30.0 if limit is None else limit - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"intent {intent_id} is still {intent.status.value}",
+                    details={
+                        "intent_id": intent_id,
+                        "status": intent.status.value,
+                        "seq": intent.seq,
+                    },
+                )
+            window = max(0.0, min(remaining, 30.0))
+            data = self._get(
+                f"/v1/intents/{intent_id}",
+                {"wait_seconds": window, "after_seq": intent.seq},
+                timeout=window + 10.0,
+            )
+            intent = Intent.from_wire(data["intent"])
+        return intent
+
+    def verify_audit(self, intent_id: str | None = None) -> ChainReport:
+        return ChainReport.model_validate(
+            self._get("/v1/audit/verify", {"intent_id": intent_id})["report"]
+        )
+
+
+def _claim_json(data: dict[str, Any]) -> dict[str, Any]:
+    out = dict(data)
+    out["intent"] = Intent.from_wire(data["intent"])
+    return out
+
+
+__all__ = ["HttpBackend"]

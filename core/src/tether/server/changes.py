@@ -1,0 +1,64 @@
+"""Waking long-polls and SSE streams when the store changes.
+
+The store calls back after every commit made in this process; commits made by other
+processes on the same store are noticed by a short poll. Waiters pass the version they saw,
+so a change between reading and waiting is never missed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from ..store import Store
+
+POLL_SECONDS = 0.25
+
+
+class ChangeFeed:
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
+        self.version = 0
+        self._unsubscribe: Callable[[], None] | None = None
+
+    def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._unsubscribe = self._store.subscribe(self._from_store_thread)
+
+    def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def _from_store_thread(self) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._wake)
+
+    def _wake(self) -> None:
+        self.version += 1
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+        self._waiters.clear()
+
+    async def wait(self, seen: int, timeout: float) -> int:
+        """Return once the version moves past ``seen`` (or after ``timeout``)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while self.version == seen:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            waiter: asyncio.Future[None] = loop.create_future()
+            self._waiters.add(waiter)
+            try:
+                await asyncio.wait_for(waiter, min(remaining, POLL_SECONDS))
+            except TimeoutError:
+                self._waiters.discard(waiter)
+                external = getattr(self._store, "external_change", None)
+                if external is not None and external():
+                    self._wake()
+        return self.version

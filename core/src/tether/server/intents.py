@@ -1,0 +1,195 @@
+"""AXP's intents family: create, read, list, events, the SSE stream, resume and resolve."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query
+from fastapi.responses import StreamingResponse
+from starlette.concurrency import run_in_threadpool
+
+from ..clock import to_text
+from ..engine import Engine
+from ..errors import InvalidRequest
+from ..model import TERMINAL, ErrorInfo, Principal, Status
+from . import bodies as b
+from .auth import AGENTS, ANYONE, require
+from .changes import ChangeFeed
+from .deps import changes, engine, lease_token
+
+router = APIRouter(prefix="/v1/intents", tags=["intents"])
+
+Anyone = Annotated[Principal, Depends(require(*ANYONE))]
+Agent = Annotated[Principal, Depends(require(*AGENTS))]
+EngineDep = Annotated[Engine, Depends(engine)]
+Lease = Annotated[str | None, Depends(lease_token)]
+
+
+@router.post("", response_model=b.Created, summary="Create an intent (AXP)")
+def create_intent(
+    body: b.CreateIntent,
+    who: Agent,
+    e: EngineDep,
+    idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
+) -> b.Created:
+    """Create an intent. The same ``Idempotency-Key`` with the same body returns the same
+    intent; with another body, 409. With ``human_task`` it waits for a person at once."""
+    intent = e.create_intent(body, idempotency_key=idempotency_key, actor=who)
+    return b.Created(
+        intent_id=intent.intent_id,
+        status=intent.status,
+        created_at=to_text(intent.created_at),
+        intent=intent,
+    )
+
+
+@router.get("", response_model=b.IntentList, summary="List intents")
+def list_intents(
+    who: Anyone,
+    e: EngineDep,
+    status: Annotated[list[Status] | None, Query()] = None,
+    to_agent: str | None = None,
+    from_agent: str | None = None,
+    intent_type: str | None = None,
+    correlation_id: str | None = None,
+    parent_intent_id: str | None = None,
+    cursor: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> b.IntentList:
+    page = e.list_intents(
+        status=status, to_agent=to_agent, from_agent=from_agent, intent_type=intent_type,
+        correlation_id=correlation_id, parent_intent_id=parent_intent_id, cursor=cursor,
+        limit=limit, actor=who,
+    )  # fmt: skip
+    return b.IntentList(intents=page.items, next_cursor=page.next_cursor)
+
+
+@router.get("/{intent_id}", response_model=b.IntentOut, summary="Read an intent (AXP), long-poll")
+async def get_intent(
+    intent_id: str,
+    who: Anyone,
+    e: EngineDep,
+    feed: Annotated[ChangeFeed, Depends(changes)],
+    wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
+    after_seq: Annotated[int | None, Query(ge=0)] = None,
+) -> b.IntentOut:
+    """With ``wait_seconds``, returns as soon as the intent changes past ``after_seq`` (default:
+    its seq when the request arrived), or ends, or the time is up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait_seconds
+    seen = feed.version
+    intent = await run_in_threadpool(e.get_intent, intent_id, actor=who)
+    mark = intent.seq if after_seq is None else after_seq
+    while intent.seq <= mark and not intent.terminal:
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            break
+        seen = await feed.wait(seen, remaining)
+        intent = await run_in_threadpool(e.get_intent, intent_id, actor=who)
+    return b.IntentOut(intent=intent)
+
+
+@router.get("/{intent_id}/events", response_model=b.EventList, summary="The event log after a seq")
+def list_events(
+    intent_id: str,
+    who: Anyone,
+    e: EngineDep,
+    since: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
+) -> b.EventList:
+    return b.EventList(events=e.list_events(intent_id, since=since, limit=limit, actor=who))
+
+
+@router.get(
+    "/{intent_id}/events/stream",
+    summary="SSE stream of the event log (AXP)",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/event-stream": {}}}},
+)
+async def stream_events(
+    intent_id: str,
+    who: Anyone,
+    e: EngineDep,
+    feed: Annotated[ChangeFeed, Depends(changes)],
+    since: Annotated[int, Query(ge=0)] = 0,
+    wait_seconds: Annotated[int, Query(ge=1, le=60)] = 15,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> StreamingResponse:
+    """Frames ``id: seq``, ``event: type``, ``data: json``; after ``wait_seconds`` with nothing
+    new, ``event: stream.timeout`` with ``next_seq``. Resume with ``since`` (or
+    ``Last-Event-ID``) and no event is skipped."""
+    if last_event_id and last_event_id.isdigit():
+        since = max(since, int(last_event_id))
+    await run_in_threadpool(e.get_intent, intent_id, actor=who)  # 404 before the stream starts
+
+    async def frames() -> AsyncIterator[str]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        next_seq = since
+        while True:
+            seen = feed.version
+            events = await run_in_threadpool(e.list_events, intent_id, since=next_seq, actor=who)
+            for event in events:
+                data = event.model_dump_json()
+                yield f"id: {event.seq}\nevent: {event.event_type}\ndata: {data}\n\n"
+                next_seq = event.seq
+            if events and events[-1].status in TERMINAL:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            await feed.wait(seen, remaining)
+        yield f"event: stream.timeout\ndata: {json.dumps({'next_seq': next_seq})}\n\n"
+
+    return StreamingResponse(
+        frames(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
+    )
+
+
+@router.post(
+    "/{intent_id}/resume", response_model=b.IntentOut, summary="Continue a waiting intent (AXP)"
+)
+def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lease) -> b.IntentOut:
+    """A person's ``task_result`` (outcome, comment, and the form's fields) resolves a human
+    task; an agent resolves its tool, agent or time wait with ``outcome`` and ``result``."""
+    if body.task_result is not None:
+        extra: dict[str, Any] = dict(body.task_result.model_extra or {})
+        data = extra.pop("data", None) if isinstance(extra.get("data"), dict) else None
+        intent = e.respond(
+            intent_id, body.task_result.outcome, comment=body.task_result.comment,
+            data={**extra, **(data or {})} or None, wait_id=body.wait_id, actor=who,
+        )  # fmt: skip
+    elif body.outcome is not None or body.approve_current_step is not None:
+        outcome = body.outcome or ("approved" if body.approve_current_step else "rejected")
+        intent = e.resume(
+            intent_id, outcome, result=body.result, comment=body.comment or body.reason,
+            wait_id=body.wait_id, lease_token=lease, actor=who,
+        )  # fmt: skip
+    else:
+        raise InvalidRequest("resume needs task_result (a person) or outcome (an agent)")
+    return b.IntentOut(intent=intent)
+
+
+@router.post("/{intent_id}/resolve", response_model=b.Resolved, summary="End an intent (AXP)")
+def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: Lease) -> b.Resolved:
+    """COMPLETED (``result``), FAILED (``error``) or CANCELED (``reason``); 409 once terminal."""
+    if body.status is Status.CANCELED and not body.reason:
+        raise InvalidRequest("canceling an intent needs a reason")
+    error = ErrorInfo(message=body.error) if isinstance(body.error, str) else body.error
+    intent = e.resolve(
+        intent_id, body.status, result=body.result, error=error, reason=body.reason,
+        lease_token=lease, actor=who,
+    )  # fmt: skip
+    last = e.list_events(intent_id, since=intent.seq - 1, actor=who)
+    return b.Resolved(
+        intent=intent,
+        event=last[0] if last else None,
+        completion_delivery=b.CompletionDelivery(
+            delivered=False,
+            reason="reply_to_not_set" if intent.reply_to is None else "not_supported_yet",
+            reply_to=intent.reply_to,
+        ),
+    )
