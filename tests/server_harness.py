@@ -9,14 +9,15 @@ import time
 from collections.abc import Iterator
 
 import uvicorn
-
 from tether.engine import Engine
 from tether.server import create_app
 from tether.settings import Settings
 
 
 @contextlib.contextmanager
-def running_server(engine: Engine, settings: Settings | None = None, *, tick: bool = False) -> Iterator[str]:
+def running_server(
+    engine: Engine, settings: Settings | None = None, *, tick: bool = False
+) -> Iterator[str]:
     app = create_app(engine, settings or Settings(), tick=tick)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
     server = uvicorn.Server(config)
