@@ -159,3 +159,16 @@ def test_long_poll_returns_when_the_intent_changes(api: tuple[str, tether.Client
     assert time.monotonic() - started < 20  # it did not sit out the window
     quiet = httpx.get(f"{url}/v1/intents/{intent_id}", params={"wait_seconds": 0.3}).json()
     assert quiet["intent"]["seq"] == got["intent"]["seq"]
+
+
+def test_opentelemetry_spans_when_an_exporter_is_configured(tmp_path: Path) -> None:
+    from .conftest import start_server
+
+    srv = start_server(f"sqlite:///{tmp_path / 'otel.db'}", env={"OTEL_TRACES_EXPORTER": "console"})
+    try:
+        assert httpx.get(f"{srv.url}/health", headers={"X-Trace-Id": "t-1"}).status_code == 200
+    finally:
+        srv.process.terminate()
+        out, _ = srv.process.communicate(timeout=20)
+    assert '"name": "GET /health"' in out
+    assert '"service.name": "tether"' in out

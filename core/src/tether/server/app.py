@@ -71,6 +71,9 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
             if ticker is not None:
                 ticker.cancel()
             feed.stop()
+            provider = getattr(app.state, "tracer_provider", None)
+            if provider is not None:
+                provider.shutdown()  # flush the spans still buffered
 
     app = FastAPI(
         title="tether",
@@ -95,19 +98,39 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
 
 
 def _otel(app: FastAPI) -> None:
-    """OpenTelemetry spans, when an exporter is configured (``OTEL_TRACES_EXPORTER`` or an
-    OTLP endpoint) and the ``otel`` extra is installed."""
+    """OpenTelemetry spans when an exporter is configured: ``OTEL_TRACES_EXPORTER=console``,
+    or ``otlp`` / an ``OTEL_EXPORTER_OTLP_ENDPOINT`` (OTLP over HTTP). Needs the ``otel`` extra."""
     import os
 
-    if not (
-        os.environ.get("OTEL_TRACES_EXPORTER") or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
-    ):
+    kind = os.environ.get("OTEL_TRACES_EXPORTER", "").lower()
+    if not kind and os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        kind = "otlp"
+    if kind in ("", "none"):
         return
     try:
-        from opentelemetry.instrumentation.fastapi import (  # type: ignore[import-not-found]
+        from opentelemetry.instrumentation.fastapi import (
             FastAPIInstrumentor,
+        )
+        from opentelemetry.sdk.resources import Resource
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import (
+            BatchSpanProcessor,
+            ConsoleSpanExporter,
+            SpanExporter,
         )
     except ImportError:
         logger.warning("OpenTelemetry is configured but not installed: pip install 'tether[otel]'")
         return
-    FastAPIInstrumentor.instrument_app(app)
+    exporter: SpanExporter
+    if kind == "console":
+        exporter = ConsoleSpanExporter()
+    else:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
+            OTLPSpanExporter,
+        )
+
+        exporter = OTLPSpanExporter()
+    provider = TracerProvider(resource=Resource.create({"service.name": "tether"}))
+    provider.add_span_processor(BatchSpanProcessor(exporter))
+    app.state.tracer_provider = provider
+    FastAPIInstrumentor.instrument_app(app, tracer_provider=provider)
