@@ -11,7 +11,7 @@ install: $(STAMP)
 $(STAMP): pyproject.toml core/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=25.1"
-	$(BIN)/pip install --quiet -e './core[otel]' --group dev
+	$(BIN)/pip install --quiet -e './core[postgres,otel]' --group dev
 	touch $(STAMP)
 
 demo: install

@@ -9,6 +9,7 @@ import pytest
 import tether
 from tether import Client, FrozenClock, HumanTask, Principal
 
+from ..pg import fresh_schema
 from ..server_harness import running_server
 
 AGENT = "agent://test/refunds"
@@ -24,12 +25,27 @@ def clock() -> FrozenClock:
     return FrozenClock()
 
 
-@pytest.fixture(params=["local", "http"])
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """A fresh store of each dialect."""
+    if request.param == "sqlite":
+        yield db_url
+        return
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["local", "http", "postgres"])
 def client(request: pytest.FixtureRequest, db_url: str, clock: FrozenClock) -> Iterator[Client]:
-    """A client on a fresh store whose time moves only when the test says so: in-process, and
-    over HTTP to a real ``tether serve`` app on loopback (the same behaviour either way)."""
+    """A client on a fresh store whose time moves only when the test says so: in-process on
+    SQLite, over HTTP to a real ``tether serve`` app on loopback, and in-process on
+    PostgreSQL. The behaviour must be the same every way."""
     if request.param == "local":
         with tether.connect(db_url, clock=clock) as c:
+            yield c
+        return
+    if request.param == "postgres":
+        with fresh_schema() as url, tether.connect(url, clock=clock) as c:
             yield c
         return
     with tether.connect(db_url, clock=clock) as local, running_server(local.engine) as url:

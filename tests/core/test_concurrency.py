@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing
 import threading
-from pathlib import Path
 
 import tether
 from hypothesis import HealthCheck, given, settings
@@ -62,7 +61,8 @@ def _answer(
             out.put((name, "conflict"))  # type: ignore[attr-defined]
 
 
-def test_two_processes_resolve_one_wait_exactly_one_wins(db_url: str) -> None:
+def test_two_processes_resolve_one_wait_exactly_one_wins(store_url: str) -> None:
+    db_url = store_url
     ctx = multiprocessing.get_context("spawn")
     with tether.connect(db_url) as client:
         intents = [waiting_for_human(client).intent_id for _ in range(3)]
@@ -141,10 +141,10 @@ def _apply(client: tether.Client, intent_id: str, op: str, n: int) -> None:
     )
 )
 def test_invariants_hold_under_random_concurrent_operations(
-    plans: list[list[tuple[int, str]]], tmp_path_factory: object
+    plans: list[list[tuple[int, str]]], store_url: str
 ) -> None:
-    path = Path(tmp_path_factory.mktemp("h")) / "t.db"  # type: ignore[attr-defined]
-    with tether.connect(f"sqlite:///{path}") as client:
+    with tether.connect(store_url) as client:
+        # one store serves every example: each example works on its own three intents
         ids = [new_intent(client).intent_id for _ in range(3)]
         terminal_seen: dict[str, int] = {}
         lock = threading.Lock()

@@ -17,6 +17,7 @@ app.add_typer(inbox.app, name="inbox")
 app.add_typer(audit.app, name="audit")
 app.add_typer(serve.keys_app, name="keys")
 app.command("serve")(serve.serve)
+app.command("migrate")(serve.migrate)
 
 
 @app.command()

@@ -54,6 +54,22 @@ def serve(
         uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
 
 
+def migrate(db: DbOption = None) -> None:
+    """Upgrade the store's schema in place to this release (safe with replicas running)."""
+    from ..errors import StoreError
+    from ..settings import Settings
+    from ..store import LATEST, open_store
+
+    try:
+        store = open_store(db or Settings().db)
+    except StoreError as exc:
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
+    version = store.schema_version
+    store.close()
+    console.print(f"the store is at schema version {version} (this release knows {LATEST})")
+
+
 @keys_app.command("create")
 def create_key(
     role: Annotated[KeyRole, typer.Option("--role", help="admin, agent or approver.")],

@@ -12,7 +12,7 @@ from ..model import Claim, Lease, Status, WaitStatus
 from ..store import Tx
 from .context import Ctx
 from .intents import read
-from .records import WAIT_COLUMNS, IntentRow, load_intent
+from .records import WAIT_COLUMNS, IntentRow, for_update, load_intent
 from .transitions import append_event
 from .waits import _model
 
@@ -56,7 +56,8 @@ def claim(
         where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
         params.extend(intent_types)
     found = tx.one(
-        f"SELECT intent_id FROM intents WHERE {' AND '.join(where)} ORDER BY intent_id LIMIT 1",
+        f"SELECT intent_id FROM intents WHERE {' AND '.join(where)} ORDER BY intent_id LIMIT 1"
+        + for_update(tx, skip_locked=True),
         params,
     )
     if found is None:

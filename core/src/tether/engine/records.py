@@ -140,9 +140,19 @@ def visible(row: IntentRow, actor: Principal) -> bool:
     return actor.kind is PrincipalKind.SYSTEM or row.workspace == actor.workspace
 
 
+def for_update(tx: Tx, *, skip_locked: bool = False) -> str:
+    """Row locking for a write on a dialect with concurrent writers (SQLite has one writer)."""
+    if tx.dialect != "postgresql" or not getattr(tx, "writing", False):
+        return ""
+    return " FOR UPDATE SKIP LOCKED" if skip_locked else " FOR UPDATE"
+
+
 def load_intent(tx: Tx, intent_id: str, actor: Principal) -> IntentRow:
-    """The intent, or :class:`NotFound` (also for another workspace's intents)."""
-    row = tx.one(f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?", (intent_id,))
+    """The intent, or :class:`NotFound` (also for another workspace's intents). In a write on
+    PostgreSQL the row stays locked until the transaction ends."""
+    row = tx.one(
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?{for_update(tx)}", (intent_id,)
+    )
     if row is None:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
     intent = IntentRow.from_row(row)

@@ -10,7 +10,7 @@ from ..errors import Conflict, NotFound
 from ..model import ErrorInfo, Status
 from ..store import Tx
 from .context import Ctx
-from .records import load_intent
+from .records import for_update, load_intent
 
 
 def fire_due(tx: Tx, ctx: Ctx, limit: int) -> int:
@@ -19,7 +19,8 @@ def fire_due(tx: Tx, ctx: Ctx, limit: int) -> int:
 
     due = tx.all(
         "SELECT timer_id, kind, intent_id, wait_id FROM timers "
-        "WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, timer_id LIMIT ?",
+        "WHERE status = 'pending' AND due_at <= ? ORDER BY due_at, timer_id LIMIT ?"
+        + for_update(tx, skip_locked=True),
         (ctx.now_text, limit),
     )
     fired = 0

@@ -19,10 +19,12 @@ def open_store(url: str | None = None) -> Store:
     if url.startswith("sqlite:///"):
         return SQLiteStore(Path(sqlite_path(url)))
     if url.startswith(("postgresql://", "postgres://")):
-        raise StoreError(
-            "the PostgreSQL store is not available in this release", code="unsupported"
-        )
-    raise StoreError(f"unknown store URL {url!r}: use sqlite:///path/to/tether.db")
+        from .postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise StoreError(
+        f"unknown store URL {url!r}: use sqlite:///path/to/tether.db or postgresql://..."
+    )
 
 
 __all__ = [

@@ -1,0 +1,211 @@
+"""The PostgreSQL dialect: many ``tether serve`` replicas on one database.
+
+Each write is one transaction on a pooled connection (PostgreSQL groups concurrent commits
+itself). Intent rows are locked ``FOR UPDATE`` while they change; claims and timers are taken
+with ``FOR UPDATE SKIP LOCKED`` so each fires once across replicas. Every commit sends a
+NOTIFY; each replica LISTENs and wakes its streams, long-polls and waiters, with a periodic
+catch-up so a lost notification delays an event but never loses it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+from urllib.parse import parse_qs, urlparse
+
+import psycopg
+from psycopg import errors as pg_errors
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from ..errors import StoreError
+from .base import Row, Store, Tx
+from .migrations import apply_migrations_pg
+from .schema import MIGRATIONS, Migration
+
+T = TypeVar("T")
+logger = logging.getLogger("tether.store")
+
+CATCH_UP_SECONDS = 1.0
+"""How often waiters re-read even without a notification."""
+
+_RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
+
+
+class _PgTx:
+    dialect = "postgresql"
+
+    def __init__(self, conn: psycopg.Connection[Any], writing: bool) -> None:
+        self._conn = conn
+        self.writing = writing
+        self.callbacks: list[Callable[[], None]] = []
+
+    @staticmethod
+    def _sql(sql: str) -> str:
+        return sql.replace("?", "%s")
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        return self._conn.execute(self._sql(sql), params).rowcount
+
+    def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        row: Row | None = self._conn.execute(self._sql(sql), params).fetchone()
+        return row
+
+    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        return self._conn.execute(self._sql(sql), params).fetchall()
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+
+class PostgresStore(Store):
+    """A store on PostgreSQL, shared by any number of processes and replicas."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 2,
+        max_size: int = 16,
+        migrations: Sequence[Migration] = MIGRATIONS,
+        timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self._conninfo = url
+        self.channel = "tether_changes"
+        try:
+            with psycopg.connect(url, autocommit=False, connect_timeout=int(timeout)) as conn:
+                self._schema_version = apply_migrations_pg(conn, migrations)
+                schema = conn.execute("SELECT current_schema()").fetchone()
+                conn.commit()
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
+        if schema and schema[0] and schema[0] != "public":
+            self.channel = f"tether_changes_{schema[0]}"[:63]
+        self._pool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
+            kwargs={"autocommit": False},
+        )  # fmt: skip
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._listeners: list[Callable[[], None]] = []
+        self._closed = False
+        self._listen_thread = threading.Thread(
+            target=self._listen, name="tether-pg-listen", daemon=True
+        )
+        self._listen_thread.start()
+
+    @property
+    def schema_version(self) -> int:
+        return self._schema_version
+
+    # -- transactions ------------------------------------------------------------------------
+
+    def _run(self, fn: Callable[[Tx], T], writing: bool) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                with self._pool.connection() as conn:
+                    tx = _PgTx(conn, writing)
+                    with conn.transaction():
+                        result = fn(tx)
+                        if writing:
+                            conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                    break
+            except _RETRY as exc:
+                if attempt >= 5:
+                    raise StoreError(f"the write kept conflicting: {exc}") from exc
+                time.sleep(0.002 * attempt)
+            except (psycopg.OperationalError, PoolTimeout) as exc:
+                raise StoreError(f"PostgreSQL is unavailable: {exc}") from exc
+            except psycopg.Error as exc:
+                raise StoreError(f"store error: {exc}") from exc
+        if writing:
+            for callback in tx.callbacks:
+                callback()
+            self._changed()
+        return result
+
+    def write(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, writing=True)
+
+    def read(self, fn: Callable[[Tx], T]) -> T:
+        return self._run(fn, writing=False)
+
+    # -- change notification -----------------------------------------------------------------
+
+    def _changed(self) -> None:
+        with self._cond:
+            self._counter += 1
+            self._cond.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                logger.exception("store listener failed")
+
+    def _listen(self) -> None:
+        """LISTEN for other replicas' commits; reconnect when PostgreSQL goes away."""
+        while not self._closed:
+            try:
+                with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
+                    conn.execute(f'LISTEN "{self.channel}"')
+                    self._changed()  # catch up on anything missed while disconnected
+                    while not self._closed:
+                        got = any(
+                            True for _ in conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1)
+                        )
+                        self._changed() if got else self._catch_up()
+            except psycopg.Error:
+                if not self._closed:
+                    time.sleep(0.5)
+
+    def _catch_up(self) -> None:
+        with self._cond:
+            self._counter += 1
+            self._cond.notify_all()
+
+    @property
+    def change_counter(self) -> int:
+        return self._counter
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
+    def wait_for_change(self, seen: int, timeout: float) -> int:
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._counter == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(remaining)
+            return self._counter
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:  # wake the listener so it sees the store closing now, not at its next catch-up
+            with self._pool.connection(timeout=2) as conn:
+                conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                conn.commit()
+        except (psycopg.Error, PoolTimeout):
+            pass
+        self._pool.close()
+        self._listen_thread.join(CATCH_UP_SECONDS + 6)
+
+
+def schema_of(url: str) -> str | None:
+    """The schema a URL's ``options=-c search_path=...`` selects, if any."""
+    options = parse_qs(urlparse(url).query).get("options", [""])[0]
+    for part in options.split():
+        if part.startswith("search_path="):
+            return part.split("=", 1)[1].split(",")[0]
+    return None

@@ -1,0 +1,127 @@
+"""One conformance suite for every store dialect: SQLite and PostgreSQL alike."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import tether
+from tether.store import LATEST, MIGRATIONS, Migration, Store, Tx, open_store
+from tether.store.postgres import PostgresStore
+from tether.store.sqlite import SQLiteStore, sqlite_path
+
+
+def _open(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
+    if url.startswith("sqlite"):
+        return SQLiteStore(sqlite_path(url), migrations=migrations)
+    return PostgresStore(url, migrations=migrations)
+
+
+def _setup(store: Store) -> None:
+    store.write(lambda tx: tx.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"))
+
+
+def _get(store: Store, key: str) -> int | None:
+    row = store.read(lambda tx: tx.one("SELECT v FROM kv WHERE k = ?", (key,)))
+    return None if row is None else int(row[0])
+
+
+def test_migrations_are_recorded(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        assert store.schema_version == LATEST
+        rows = store.read(
+            lambda tx: tx.all("SELECT version FROM tether_migrations ORDER BY version")
+        )
+        assert [r[0] for r in rows] == list(range(1, LATEST + 1))
+    finally:
+        store.close()
+
+
+def test_a_newer_schema_is_refused(store_url: str) -> None:
+    newer = (
+        *MIGRATIONS,
+        Migration(LATEST + 1, "future", ("CREATE TABLE future_thing (x INTEGER)",)),
+    )
+    _open(store_url, newer).close()
+    with pytest.raises(tether.StoreError) as info:
+        open_store(store_url)
+    assert info.value.code == "schema_too_new"
+
+
+def test_write_read_and_rollback(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        _setup(store)
+        assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES (?, ?)", ("a", 1))) == 1
+        assert _get(store, "a") == 1
+
+        def half_then_fail(tx: Tx) -> None:
+            tx.execute("INSERT INTO kv VALUES (?, ?)", ("b", 2))
+            raise tether.Conflict("no")
+
+        with pytest.raises(tether.Conflict):
+            store.write(half_then_fail)
+        assert _get(store, "b") is None  # nothing of a failed write is kept
+        assert store.write(lambda tx: tx.execute("UPDATE kv SET v = ? WHERE k = ?", (5, "a"))) == 1
+        assert store.write(lambda tx: tx.execute("UPDATE kv SET v = ? WHERE k = ?", (5, "zz"))) == 0
+    finally:
+        store.close()
+
+
+def test_concurrent_writers_lose_nothing(store_url: str) -> None:
+    store = open_store(store_url)
+    try:
+        _setup(store)
+        store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('n', 0)"))
+
+        def bump(tx: Tx) -> None:
+            row = tx.one(
+                f"SELECT v FROM kv WHERE k = 'n'{' FOR UPDATE' if tx.dialect == 'postgresql' else ''}"
+            )
+            assert row is not None
+            tx.execute("UPDATE kv SET v = ? WHERE k = 'n'", (row[0] + 1,))
+
+        threads = [
+            threading.Thread(target=lambda: [store.write(bump) for _ in range(25)])
+            for _ in range(8)
+        ]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert _get(store, "n") == 200
+    finally:
+        store.close()
+
+
+def test_changes_reach_listeners_and_other_processes_stores(store_url: str) -> None:
+    first, second = open_store(store_url), open_store(store_url)
+    try:
+        _setup(first)
+        heard: list[int] = []
+        unsubscribe = first.subscribe(lambda: heard.append(1))
+        seen = second.change_counter
+        woke = threading.Event()
+
+        def wait() -> None:
+            second.wait_for_change(seen, 10)
+            woke.set()
+
+        waiter = threading.Thread(target=wait)
+        waiter.start()
+        first.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('x', 1)"))
+        waiter.join(15)
+        assert woke.is_set() and second.change_counter != seen
+        assert heard  # the writing store's own listeners hear its commits
+        unsubscribe()
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_closed_store_refuses_work(store_url: str) -> None:
+    store = open_store(store_url)
+    store.close()
+    with pytest.raises(tether.StoreError):
+        store.read(lambda tx: tx.one("SELECT 1"))
