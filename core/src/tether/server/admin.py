@@ -13,7 +13,7 @@ from ..engine import Engine
 from ..model import Principal
 from . import bodies as b
 from .auth import ADMINS, ANYONE, require
-from .deps import engine
+from .deps import JSONModel, engine
 
 router = APIRouter(tags=["admin"])
 
@@ -23,8 +23,8 @@ EngineDep = Annotated[Engine, Depends(engine)]
 
 
 @router.get("/health", response_model=b.Health, summary="Liveness (no key needed)")
-def health(e: EngineDep) -> b.Health:
-    return b.Health(version=__version__, schema_version=e.store.schema_version)
+def health(e: EngineDep) -> JSONModel:
+    return JSONModel(b.Health(version=__version__, schema_version=e.store.schema_version))
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
@@ -33,39 +33,39 @@ def metrics(request: Request, who: Anyone) -> Response:
 
 
 @router.get("/v1/capabilities", response_model=b.Capabilities)
-def capabilities(who: Anyone) -> b.Capabilities:
-    return b.Capabilities(
+def capabilities(who: Anyone) -> JSONModel:
+    return JSONModel(b.Capabilities(
         capabilities=[
             "intents", "events.stream", "human_tasks", "tool_waits", "child_intents", "timers",
             "steps_journal", "state", "leases", "audit.chain",
         ],
         supported_intent_types=["intent.any.v1"],
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 @router.post("/v1/keys", response_model=b.KeyCreated, summary="Create an API key (admin)")
-def create_key(body: b.CreateKey, who: Admin, e: EngineDep) -> b.KeyCreated:
+def create_key(body: b.CreateKey, who: Admin, e: EngineDep) -> JSONModel:
     """The key is in this response only; tether stores a hash of it."""
     made = e.create_key(
         body.role, agent=body.agent, subject=body.subject, groups=body.groups,
         workspace=body.workspace or who.workspace,
     )  # fmt: skip
-    return b.KeyCreated(key=made.secret, key_id=made.key.key_id, api_key=made.key)
+    return JSONModel(b.KeyCreated(key=made.secret, key_id=made.key.key_id, api_key=made.key))
 
 
 @router.get("/v1/keys", response_model=b.KeyList, summary="List API keys (admin)")
-def list_keys(who: Admin, e: EngineDep) -> b.KeyList:
-    return b.KeyList(keys=e.list_keys(workspace=who.workspace))
+def list_keys(who: Admin, e: EngineDep) -> JSONModel:
+    return JSONModel(b.KeyList(keys=e.list_keys(workspace=who.workspace)))
 
 
 @router.delete("/v1/keys/{key_id}", response_model=b.Ok, summary="Revoke an API key (admin)")
-def revoke_key(key_id: str, who: Admin, e: EngineDep) -> b.Ok:
+def revoke_key(key_id: str, who: Admin, e: EngineDep) -> JSONModel:
     e.revoke_key(key_id)
-    return b.Ok()
+    return JSONModel(b.Ok())
 
 
 @router.get("/v1/audit/verify", response_model=b.Report, summary="Verify audit chains")
-def verify(who: Admin, e: EngineDep, intent_id: Annotated[str | None, Query()] = None) -> b.Report:
+def verify(who: Admin, e: EngineDep, intent_id: Annotated[str | None, Query()] = None) -> JSONModel:
     if intent_id is not None:
         e.get_intent(intent_id, actor=who)  # visibility
-    return b.Report(report=e.verify_audit(intent_id))
+    return JSONModel(b.Report(report=e.verify_audit(intent_id)))

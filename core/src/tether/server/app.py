@@ -15,6 +15,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
+from ..store import SQLiteStore
 from . import admin, errors, intents, work
 from .changes import ChangeFeed
 from .limits import BodyLimit, RateLimiter
@@ -86,6 +87,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     app.state.changes = feed
     app.state.registry = metrics.registry
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
+    app.state.inline_reads = isinstance(engine.store, SQLiteStore)
     errors.install(app)
     app.include_router(intents.router)
     app.include_router(work.router)

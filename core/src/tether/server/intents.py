@@ -18,7 +18,7 @@ from ..model import TERMINAL, ErrorInfo, Principal, Status
 from . import bodies as b
 from .auth import AGENTS, ANYONE, require
 from .changes import ChangeFeed
-from .deps import changes, engine, lease_token
+from .deps import JSONModel, changes, engine, lease_token
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 
@@ -34,15 +34,17 @@ def create_intent(
     who: Agent,
     e: EngineDep,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
-) -> b.Created:
+) -> JSONModel:
     """Create an intent. The same ``Idempotency-Key`` with the same body returns the same
     intent; with another body, 409. With ``human_task`` it waits for a person at once."""
     intent = e.create_intent(body, idempotency_key=idempotency_key, actor=who)
-    return b.Created(
-        intent_id=intent.intent_id,
-        status=intent.status,
-        created_at=to_text(intent.created_at),
-        intent=intent,
+    return JSONModel(
+        b.Created(
+            intent_id=intent.intent_id,
+            status=intent.status,
+            created_at=to_text(intent.created_at),
+            intent=intent,
+        )
     )
 
 
@@ -58,13 +60,13 @@ def list_intents(
     parent_intent_id: str | None = None,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-) -> b.IntentList:
+) -> JSONModel:
     page = e.list_intents(
         status=status, to_agent=to_agent, from_agent=from_agent, intent_type=intent_type,
         correlation_id=correlation_id, parent_intent_id=parent_intent_id, cursor=cursor,
         limit=limit, actor=who,
     )  # fmt: skip
-    return b.IntentList(intents=page.items, next_cursor=page.next_cursor)
+    return JSONModel(b.IntentList(intents=page.items, next_cursor=page.next_cursor))
 
 
 @router.get("/{intent_id}", response_model=b.IntentOut, summary="Read an intent (AXP), long-poll")
@@ -75,7 +77,7 @@ async def get_intent(
     feed: Annotated[ChangeFeed, Depends(changes)],
     wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
     after_seq: Annotated[int | None, Query(ge=0)] = None,
-) -> b.IntentOut:
+) -> JSONModel:
     """With ``wait_seconds``, returns as soon as the intent changes past ``after_seq`` (default:
     its seq when the request arrived), or ends, or the time is up."""
     loop = asyncio.get_running_loop()
@@ -89,7 +91,7 @@ async def get_intent(
             break
         seen = await feed.wait(seen, remaining)
         intent = await run_in_threadpool(e.get_intent, intent_id, actor=who)
-    return b.IntentOut(intent=intent)
+    return JSONModel(b.IntentOut(intent=intent))
 
 
 @router.get("/{intent_id}/events", response_model=b.EventList, summary="The event log after a seq")
@@ -99,8 +101,10 @@ def list_events(
     e: EngineDep,
     since: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
-) -> b.EventList:
-    return b.EventList(events=e.list_events(intent_id, since=since, limit=limit, actor=who))
+) -> JSONModel:
+    return JSONModel(
+        b.EventList(events=e.list_events(intent_id, since=since, limit=limit, actor=who))
+    )
 
 
 @router.get(
@@ -152,7 +156,7 @@ async def stream_events(
 @router.post(
     "/{intent_id}/resume", response_model=b.IntentOut, summary="Continue a waiting intent (AXP)"
 )
-def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lease) -> b.IntentOut:
+def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lease) -> JSONModel:
     """A person's ``task_result`` (outcome, comment, and the form's fields) resolves a human
     task; an agent resolves its tool, agent or time wait with ``outcome`` and ``result``."""
     if body.task_result is not None:
@@ -170,11 +174,11 @@ def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lea
         )  # fmt: skip
     else:
         raise InvalidRequest("resume needs task_result (a person) or outcome (an agent)")
-    return b.IntentOut(intent=intent)
+    return JSONModel(b.IntentOut(intent=intent))
 
 
 @router.post("/{intent_id}/resolve", response_model=b.Resolved, summary="End an intent (AXP)")
-def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: Lease) -> b.Resolved:
+def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: Lease) -> JSONModel:
     """COMPLETED (``result``), FAILED (``error``) or CANCELED (``reason``); 409 once terminal."""
     if body.status is Status.CANCELED and not body.reason:
         raise InvalidRequest("canceling an intent needs a reason")
@@ -184,12 +188,14 @@ def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: L
         lease_token=lease, actor=who,
     )  # fmt: skip
     last = e.list_events(intent_id, since=intent.seq - 1, actor=who)
-    return b.Resolved(
-        intent=intent,
-        event=last[0] if last else None,
-        completion_delivery=b.CompletionDelivery(
-            delivered=False,
-            reason="reply_to_not_set" if intent.reply_to is None else "not_supported_yet",
-            reply_to=intent.reply_to,
-        ),
+    return JSONModel(
+        b.Resolved(
+            intent=intent,
+            event=last[0] if last else None,
+            completion_delivery=b.CompletionDelivery(
+                delivered=False,
+                reason="reply_to_not_set" if intent.reply_to is None else "not_supported_yet",
+                reply_to=intent.reply_to,
+            ),
+        )
     )

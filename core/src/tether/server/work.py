@@ -13,7 +13,7 @@ from ..model import NewIntent, Principal, WaitKind, WaitSpec
 from ..model.principals import PrincipalKind
 from . import bodies as b
 from .auth import ADMINS, AGENTS, ANYONE, require
-from .deps import engine, lease_token
+from .deps import JSONModel, engine, lease_token
 
 router = APIRouter(prefix="/v1", tags=["waits and work"])
 
@@ -25,42 +25,42 @@ Lease = Annotated[str | None, Depends(lease_token)]
 
 
 @router.post("/intents/{intent_id}/acknowledge", response_model=b.IntentOut)
-def acknowledge(intent_id: str, who: Agent, e: EngineDep, lease: Lease) -> b.IntentOut:
-    return b.IntentOut(intent=e.acknowledge(intent_id, lease_token=lease, actor=who))
+def acknowledge(intent_id: str, who: Agent, e: EngineDep, lease: Lease) -> JSONModel:
+    return JSONModel(b.IntentOut(intent=e.acknowledge(intent_id, lease_token=lease, actor=who)))
 
 
 @router.post(
     "/intents/{intent_id}/start", response_model=b.LeaseOut, summary="Begin work under a lease"
 )
-def start(intent_id: str, body: b.Start, who: Agent, e: EngineDep) -> b.LeaseOut:
+def start(intent_id: str, body: b.Start, who: Agent, e: EngineDep) -> JSONModel:
     lease = e.start(
         intent_id, owner=body.owner or who.actor, lease_seconds=body.lease_seconds,
         lease_token=body.lease_token, actor=who,
     )  # fmt: skip
-    return b.LeaseOut(lease=lease)
+    return JSONModel(b.LeaseOut(lease=lease))
 
 
 @router.post("/intents/{intent_id}/waits", response_model=b.WaitOut, summary="Open a wait")
-def open_wait(intent_id: str, body: WaitSpec, who: Agent, e: EngineDep, lease: Lease) -> b.WaitOut:
+def open_wait(intent_id: str, body: WaitSpec, who: Agent, e: EngineDep, lease: Lease) -> JSONModel:
     """A human task, a tool call (the wait carries its callback token), a child intent or a
     time. Idempotent by ``key``: the same key and spec return the same wait."""
-    return b.WaitOut(wait=e.open_wait(intent_id, body, lease_token=lease, actor=who))
+    return JSONModel(b.WaitOut(wait=e.open_wait(intent_id, body, lease_token=lease, actor=who)))
 
 
 @router.get("/intents/{intent_id}/waits", response_model=b.WaitList)
-def list_waits(intent_id: str, who: Anyone, e: EngineDep) -> b.WaitList:
-    return b.WaitList(waits=e.list_waits(intent_id, actor=who))
+def list_waits(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+    return JSONModel(b.WaitList(waits=e.list_waits(intent_id, actor=who)))
 
 
 @router.get("/waits/{wait_id}", response_model=b.WaitOut)
-def get_wait(wait_id: str, who: Anyone, e: EngineDep) -> b.WaitOut:
-    return b.WaitOut(wait=e.get_wait(wait_id, actor=who))
+def get_wait(wait_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+    return JSONModel(b.WaitOut(wait=e.get_wait(wait_id, actor=who)))
 
 
 @router.post("/intents/{intent_id}/children", response_model=b.ChildOut, summary="Wait for a child")
 def wait_for_child(
     intent_id: str, body: b.Child, who: Agent, e: EngineDep, lease: Lease
-) -> b.ChildOut:
+) -> JSONModel:
     """Create a child intent for another agent and wait until it ends, in one transaction."""
     spec = WaitSpec(
         kind=WaitKind.AGENT, key=body.key, child_intent_id="pending",
@@ -70,18 +70,18 @@ def wait_for_child(
         intent_id, NewIntent.model_validate(body.child.model_dump()), key=body.key, spec=spec,
         lease_token=lease, actor=who,
     )  # fmt: skip
-    return b.ChildOut(intent=child, wait=wait)
+    return JSONModel(b.ChildOut(intent=child, wait=wait))
 
 
 @router.post(
     "/intents/{intent_id}/respond", response_model=b.IntentOut, summary="Answer a human task"
 )
-def respond(intent_id: str, body: b.Respond, who: Anyone, e: EngineDep) -> b.IntentOut:
+def respond(intent_id: str, body: b.Respond, who: Anyone, e: EngineDep) -> JSONModel:
     intent = e.respond(
         intent_id, body.outcome, comment=body.comment, data=body.data, wait_id=body.wait_id,
         actor=who,
     )  # fmt: skip
-    return b.IntentOut(intent=intent)
+    return JSONModel(b.IntentOut(intent=intent))
 
 
 @router.get("/me/tasks", response_model=b.TaskList, summary="Tasks waiting for a person (AXP)")
@@ -90,7 +90,7 @@ def my_tasks(
     e: EngineDep,
     mine: bool = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> b.TaskList:
+) -> JSONModel:
     """An approver's key lists the tasks it may answer; ``mine=false`` lists every open task."""
     intents = e.list_tasks(mine=mine and who.kind is PrincipalKind.HUMAN, limit=limit, actor=who)
     tasks = []
@@ -108,36 +108,40 @@ def my_tasks(
                 intent=intent,
             )
         )
-    return b.TaskList(tasks=tasks)
+    return JSONModel(b.TaskList(tasks=tasks))
 
 
 @router.post("/callbacks/{token}", response_model=b.IntentOut, summary="A tool posts its result")
-def tool_callback(token: str, body: b.Callback, e: EngineDep) -> b.IntentOut:
+def tool_callback(token: str, body: b.Callback, e: EngineDep) -> JSONModel:
     """The callback token is the credential: whoever holds it may post the result, once."""
-    return b.IntentOut(
-        intent=e.complete_tool(
-            token, result=body.result, error=body.error, actor=Principal.system("tool")
+    return JSONModel(
+        b.IntentOut(
+            intent=e.complete_tool(
+                token, result=body.result, error=body.error, actor=Principal.system("tool")
+            )
         )
     )
 
 
 @router.post("/callbacks/{token}/heartbeat", response_model=b.WaitOut, summary="A tool is alive")
-def tool_heartbeat(token: str, body: b.Heartbeat, e: EngineDep) -> b.WaitOut:
-    return b.WaitOut(
-        wait=e.heartbeat_tool(
-            token, extend_seconds=body.extend_seconds, actor=Principal.system("tool")
+def tool_heartbeat(token: str, body: b.Heartbeat, e: EngineDep) -> JSONModel:
+    return JSONModel(
+        b.WaitOut(
+            wait=e.heartbeat_tool(
+                token, extend_seconds=body.extend_seconds, actor=Principal.system("tool")
+            )
         )
     )
 
 
 @router.post("/timers/fire", response_model=b.Fired, summary="Fire due timers now")
-def fire_timers(who: Admin, e: EngineDep) -> b.Fired:
-    return b.Fired(fired=e.fire_due_timers())
+def fire_timers(who: Admin, e: EngineDep) -> JSONModel:
+    return JSONModel(b.Fired(fired=e.fire_due_timers()))
 
 
 @router.get("/intents/{intent_id}/steps", response_model=b.StepList, summary="The steps journal")
-def list_steps(intent_id: str, who: Anyone, e: EngineDep) -> b.StepList:
-    return b.StepList(steps=e.list_steps(intent_id, actor=who))
+def list_steps(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+    return JSONModel(b.StepList(steps=e.list_steps(intent_id, actor=who)))
 
 
 @router.get("/intents/{intent_id}/step", response_model=b.StepOut, summary="One journal step")
@@ -146,8 +150,8 @@ def get_step(
     who: Anyone,
     e: EngineDep,
     key: Annotated[str, Query(min_length=1, max_length=512)],
-) -> b.StepOut:
-    return b.StepOut(step=e.get_step(intent_id, key, actor=who))
+) -> JSONModel:
+    return JSONModel(b.StepOut(step=e.get_step(intent_id, key, actor=who)))
 
 
 @router.post(
@@ -155,10 +159,12 @@ def get_step(
 )
 def record_step(
     intent_id: str, body: b.RecordStep, who: Agent, e: EngineDep, lease: Lease
-) -> b.StepOut:
+) -> JSONModel:
     """The first record of a key wins; recording it again returns the first result."""
-    return b.StepOut(
-        step=e.record_step(intent_id, body.key, body.result, lease_token=lease, actor=who)
+    return JSONModel(
+        b.StepOut(
+            step=e.record_step(intent_id, body.key, body.result, lease_token=lease, actor=who)
+        )
     )
 
 
@@ -168,56 +174,67 @@ def get_state(
     who: Anyone,
     e: EngineDep,
     key: Annotated[str, Query(min_length=1, max_length=255)] = "default",
-) -> b.StateOut:
-    return b.StateOut(state=e.get_state(intent_id, key, actor=who))
+) -> JSONModel:
+    return JSONModel(b.StateOut(state=e.get_state(intent_id, key, actor=who)))
 
 
 @router.put("/intents/{intent_id}/state", response_model=b.StateOut, summary="Write state (CAS)")
 def put_state(
     intent_id: str, body: b.PutState, who: Agent, e: EngineDep, lease: Lease
-) -> b.StateOut:
+) -> JSONModel:
     """Compare-and-set: 409 unless ``expected_version`` is the stored version (0: none)."""
     state = e.put_state(
         intent_id, body.data, expected_version=body.expected_version, key=body.key,
         lease_token=lease, actor=who,
     )  # fmt: skip
-    return b.StateOut(state=state)
+    return JSONModel(b.StateOut(state=state))
 
 
 @router.post("/claims", response_model=b.ClaimOut, summary="Claim the next runnable intent")
-def claim(body: b.ClaimNext, who: Agent, e: EngineDep) -> b.ClaimOut:
+def claim(body: b.ClaimNext, who: Agent, e: EngineDep) -> JSONModel:
     if who.kind is PrincipalKind.AGENT and body.agent != who.name:
         from ..errors import Forbidden
 
         raise Forbidden("an agent key claims only its own agent's intents", code="wrong_agent")
-    return b.ClaimOut(
-        claim=e.claim(
-            body.agent,
-            owner=body.owner or who.actor,
-            lease_seconds=body.lease_seconds,
-            intent_types=body.intent_types,
-            actor=who,
+    return JSONModel(
+        b.ClaimOut(
+            claim=e.claim(
+                body.agent,
+                owner=body.owner or who.actor,
+                lease_seconds=body.lease_seconds,
+                intent_types=body.intent_types,
+                actor=who,
+            )
         )
     )
 
 
 @router.post("/intents/{intent_id}/claim", response_model=b.ClaimOut, summary="Claim one intent")
-def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, e: EngineDep) -> b.ClaimOut:
-    return b.ClaimOut(
-        claim=e.claim_intent(
-            intent_id, owner=body.owner or who.actor, lease_seconds=body.lease_seconds, actor=who
+def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, e: EngineDep) -> JSONModel:
+    return JSONModel(
+        b.ClaimOut(
+            claim=e.claim_intent(
+                intent_id,
+                owner=body.owner or who.actor,
+                lease_seconds=body.lease_seconds,
+                actor=who,
+            )
         )
     )
 
 
 @router.post("/intents/{intent_id}/lease/heartbeat", response_model=b.LeaseOut)
-def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, e: EngineDep) -> b.LeaseOut:
-    return b.LeaseOut(
-        lease=e.heartbeat_lease(intent_id, body.token, lease_seconds=body.lease_seconds, actor=who)
+def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, e: EngineDep) -> JSONModel:
+    return JSONModel(
+        b.LeaseOut(
+            lease=e.heartbeat_lease(
+                intent_id, body.token, lease_seconds=body.lease_seconds, actor=who
+            )
+        )
     )
 
 
 @router.post("/intents/{intent_id}/lease/release", response_model=b.Ok)
-def release_lease(intent_id: str, body: b.LeaseRelease, who: Agent, e: EngineDep) -> b.Ok:
+def release_lease(intent_id: str, body: b.LeaseRelease, who: Agent, e: EngineDep) -> JSONModel:
     e.release_lease(intent_id, body.token, actor=who)
-    return b.Ok()
+    return JSONModel(b.Ok())
