@@ -76,7 +76,7 @@ import threading  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
 from array import array  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
+from collections.abc import Callable, Iterator, Mapping, Sequence  # noqa: E402
 from dataclasses import asdict, dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
@@ -431,24 +431,41 @@ class LoadGenerator:
         for w in self.workers:
             w.start()
 
-    def run(self, task: Task, server_pid: int) -> dict[str, Any]:
+    def run(
+        self,
+        task: Task | Sequence[Task],
+        server_pid: int | Sequence[int],
+        probes: Mapping[str, Callable[[], float | None]] | None = None,
+    ) -> dict[str, Any]:
         """Run ``task`` in every process at once; also the CPU the server and the load
-        processes used in the measured window."""
-        for box in self.inboxes:
-            box.put(task)
+        processes used in the measured window.
+
+        ``task`` may be a sequence: process ``k`` runs ``task[k % len(task)]`` (e.g. one URL
+        per replica). ``server_pid`` may be several processes (their CPU is summed).
+        ``probes`` are extra cumulative counters (e.g. another process's CPU seconds), read at
+        the window's start and end; their deltas are returned under ``"probes"``."""
+        tasks = [task] if isinstance(task, Task) else list(task)
+        server_pids = [server_pid] if isinstance(server_pid, int) else list(server_pid)
+        for k, box in enumerate(self.inboxes):
+            box.put(tasks[k % len(tasks)])
         loaders = [w.pid for w in self.workers if w.pid is not None]
         with contextlib.suppress(threading.BrokenBarrierError):
             self.barrier.wait(timeout=180)  # broken: the workers report why below
-        server_before = [cpu_seconds(server_pid)]
+        server_before = [cpu_seconds(pid) for pid in server_pids]
         load_before = [cpu_seconds(pid) for pid in loaders]
+        probes_before = {name: probe() for name, probe in (probes or {}).items()}
         results = []
         for _ in self.workers:
             try:
-                results.append(self.outbox.get(timeout=task.seconds + 120))
+                results.append(self.outbox.get(timeout=max(t.seconds for t in tasks) + 120))
             except queue.Empty:
                 raise RuntimeError("a load process did not report back") from None
-        server_cpu = _cpu_delta(server_before, [cpu_seconds(server_pid)])
+        server_cpu = _cpu_delta(server_before, [cpu_seconds(pid) for pid in server_pids])
         load_cpu = _cpu_delta(load_before, [cpu_seconds(pid) for pid in loaders])
+        probed = {
+            name: _cpu_delta([probes_before[name]], [probe()])
+            for name, probe in (probes or {}).items()
+        }
         failed = [r["error"] for r in results if "error" in r]
         if failed:
             raise RuntimeError(f"load generation failed: {failed[0]}")
@@ -466,6 +483,7 @@ class LoadGenerator:
             "lat": lat,
             "server_cpu": server_cpu,
             "load_cpu": load_cpu,
+            "probes": probed,
         }
 
     def close(self) -> None:
@@ -713,9 +731,13 @@ def _long_poll_sample(main: Http, poller: Http) -> tuple[float, float]:
     return (got["at"] - t0) * 1e3, took
 
 
-def bench_resume(kind: str, url: str, key: str, samples: int) -> list[ResumeResult]:
+def bench_resume(
+    kind: str, url: str, key: str, samples: int, subscriber_url: str | None = None
+) -> list[ResumeResult]:
+    """Resume latency over SSE and long-poll. The intents are made and approved on ``url``;
+    the subscriber and the long-poll connect to ``subscriber_url`` (default: ``url``)."""
     results = []
-    main, other = Http(kind, url, key), Http(kind, url, key)
+    main, other = Http(kind, url, key), Http(kind, subscriber_url or url, key)
     try:
         for channel, sample in (("SSE stream", _sse_sample), ("long-poll", _long_poll_sample)):
             for _ in range(5):  # warm-up

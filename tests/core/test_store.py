@@ -64,10 +64,18 @@ def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
 def test_migrations_upgrade_an_older_store_and_refuse_a_newer_one(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     old = SQLiteStore(path, migrations=MIGRATIONS[:1])  # a store written by the first release
-    intent = tether.engine.Engine(old).create_intent(
-        tether.NewIntent(intent_type="a.b.v1", to_agent="agent://x/y", payload={"kept": True})
+    intent_id = "01a21a65-0000-7000-8000-000000000001"
+    old.write(
+        lambda tx: tx.execute(
+            "INSERT INTO intents (intent_id, workspace, intent_type, correlation_id, to_agent, "
+            "payload, metadata, status, seq, head_hash, created_at, updated_at, schema_version) "
+            "VALUES (?, 'default', 'a.b.v1', 'c', 'agent://x/y', '{\"kept\":true}', '{}', "
+            "'SUBMITTED', 0, '', '2030-01-01T00:00:00.000000Z', '2030-01-01T00:00:00.000000Z', 1)",
+            (intent_id,),
+        )
     )
     old.close()
+    intent = tether.Intent.model_construct(intent_id=intent_id)
     with tether.connect(f"sqlite:///{path}") as client:  # this release upgrades it in place
         assert client.store.schema_version == LATEST
         assert client.get_intent(intent.intent_id).payload == {"kept": True}

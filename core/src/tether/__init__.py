@@ -67,6 +67,7 @@ from .model import (
     WaitStatus,
 )
 from .settings import Settings
+from .worker import Suspended, WorkContext, Worker
 
 __all__ = [
     "TERMINAL",
@@ -108,6 +109,7 @@ __all__ = [
     "Status",
     "Step",
     "StoreError",
+    "Suspended",
     "TaskType",
     "TetherError",
     "Unauthorized",
@@ -119,6 +121,8 @@ __all__ = [
     "WaitStatus",
     "WaitTimeout",
     "WaitingReason",
+    "WorkContext",
+    "Worker",
     "__version__",
     "connect",
     "connect_async",

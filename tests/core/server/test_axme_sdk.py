@@ -101,3 +101,28 @@ def test_the_axme_sdk_sees_tethers_errors(server: Server) -> None:
     with pytest.raises(AxmeAuthError) as unauth:
         nobody.get_intent(str(uuid.uuid4()))
     assert unauth.value.status_code == 401
+
+
+def test_the_axme_sdk_listens_to_an_agents_work(server: Server) -> None:
+    sender = sdk(server, server.key("--role", "agent", "--agent", "agent://acme/front"))
+    agent = sdk(server, server.key("--role", "agent", "--agent", AGENT))
+    person = sdk(server, server.key("--role", "approver", "--subject", "alice@acme.test"))
+    waiting = sender.create_intent(
+        {"intent_type": "refund.request.v1", "to_agent": AGENT, "payload": {},
+         "human_task": {"title": "ok?"}},
+        correlation_id=str(uuid.uuid4()),
+    )["intent_id"]  # fmt: skip
+    fresh = sender.create_intent({"intent_type": "refund.request.v1", "to_agent": AGENT, "payload": {}},
+                                 correlation_id=str(uuid.uuid4()))["intent_id"]  # fmt: skip
+    stream = agent.listen(AGENT, since=0, wait_seconds=2)
+    first = [next(stream), next(stream)]
+    assert [(e["intent_id"], e["status"]) for e in first] == [
+        (waiting, "WAITING"),
+        (fresh, "SUBMITTED"),
+    ]
+    person.resume_intent(waiting, {"task_result": {"outcome": "approved"}})
+    resumed = next(stream)  # the resumed intent comes back to its agent
+    assert (resumed["intent_id"], resumed["status"]) == (waiting, "IN_PROGRESS")
+    assert resumed["seq"] > first[-1]["seq"]
+    with pytest.raises(AxmeAuthError):  # an agent reads only its own work
+        next(sender.listen(AGENT, wait_seconds=1))

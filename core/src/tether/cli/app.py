@@ -18,6 +18,7 @@ app.add_typer(audit.app, name="audit")
 app.add_typer(serve.keys_app, name="keys")
 app.command("serve")(serve.serve)
 app.command("migrate")(serve.migrate)
+app.command("worker")(serve.worker)
 
 
 @app.command()

@@ -70,6 +70,41 @@ def migrate(db: DbOption = None) -> None:
     console.print(f"the store is at schema version {version} (this release knows {LATEST})")
 
 
+def worker(
+    target: Annotated[
+        str, typer.Argument(help="MODULE:OBJECT, a tether.Worker (or a function returning one).")
+    ],
+    db: DbOption = None,
+    url: Annotated[
+        str | None, typer.Option("--url", envvar="TETHER_URL", help="A server to talk to.")
+    ] = None,
+    api_key: Annotated[str | None, typer.Option("--api-key", envvar="TETHER_API_KEY")] = None,
+) -> None:
+    """Run a worker: claim its agent's intents and run their handlers until stopped."""
+    import signal
+    import sys
+
+    from ..client import connect
+    from ..errors import TetherError
+    from ..worker import load
+
+    sys.path.insert(0, "")
+    try:
+        w = load(target)
+        c = connect(url or db, api_key=api_key)
+    except (TetherError, ImportError, AttributeError) as exc:
+        err_console.print(f"[red]error[/red]: {exc}")
+        raise typer.Exit(1) from None
+    signal.signal(signal.SIGTERM, lambda *_: w.stop())
+    console.print(f"worker for {w.agent} ({', '.join(w.handlers) or 'every type'}) as {w.owner}")
+    try:
+        w.run(c)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        c.close()
+
+
 @keys_app.command("create")
 def create_key(
     role: Annotated[KeyRole, typer.Option("--role", help="admin, agent or approver.")],

@@ -108,6 +108,7 @@ class AsyncClient:
     get_state = _threaded(Client.get_state)
     put_state = _threaded(Client.put_state)
     claim = _threaded(Client.claim)
+    agent_feed = _threaded(Client.agent_feed)
     claim_intent = _threaded(Client.claim_intent)
     heartbeat = _threaded(Client.heartbeat)
     release = _threaded(Client.release)

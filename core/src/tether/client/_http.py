@@ -30,6 +30,7 @@ from ..model import (
     Claim,
     ErrorInfo,
     Event,
+    FeedItem,
     Intent,
     KeyRole,
     Lease,
@@ -430,6 +431,22 @@ class HttpBackend:
         }
         found = self._post("/v1/claims", body)["claim"]
         return Claim.model_validate(_claim_json(found)) if found is not None else None
+
+    def agent_feed(
+        self,
+        agent: str,
+        *,
+        since: int = 0,
+        statuses: list[Status] | None = None,
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[FeedItem]:
+        path = agent.removeprefix("agent://")
+        status = ",".join(s.value for s in statuses) if statuses else None
+        data = self._get(
+            f"/v1/agents/{path}/intents", {"since": since, "status": status, "limit": limit}
+        )
+        return [FeedItem.model_validate(i) for i in data["intents"]]
 
     def claim_intent(
         self,

@@ -18,6 +18,7 @@ from ..model import (
     Claim,
     ErrorInfo,
     Event,
+    FeedItem,
     HumanTask,
     Intent,
     KeyRole,
@@ -446,6 +447,18 @@ class Client:
             lease_seconds=lease_seconds,
             intent_types=intent_types,
         )
+
+    def agent_feed(
+        self,
+        agent: str,
+        *,
+        since: int = 0,
+        statuses: list[Status] | None = None,
+        limit: int = 100,
+    ) -> list[FeedItem]:
+        """Intents addressed to ``agent`` whose status changed after feed position ``since``
+        (default: only those not yet ended); pass the last item's ``seq`` back as ``since``."""
+        return self._engine.agent_feed(agent, since=since, statuses=statuses, limit=limit)
 
     def claim_intent(
         self, intent_id: str, *, owner: str | None = None, lease_seconds: float = 30.0

@@ -20,6 +20,7 @@ from ..model import (
     Claim,
     ErrorInfo,
     Event,
+    FeedItem,
     Intent,
     KeyRole,
     Lease,
@@ -355,6 +356,21 @@ class Engine:
         return self._write(
             lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types), actor
         )
+
+    def agent_feed(
+        self,
+        agent: str,
+        *,
+        since: int = 0,
+        statuses: list[Status] | None = None,
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[FeedItem]:
+        """The agent's work feed after position ``since`` (default: intents not yet ended)."""
+        if since < 0 or not 1 <= limit <= 1000:
+            raise InvalidRequest("since is 0 or more; limit is 1 to 1000")
+        wanted = statuses or [s for s in Status if not s.terminal]
+        return self._read(lambda tx, ctx: leases.feed(tx, ctx, agent, since, wanted, limit), actor)
 
     def claim_intent(
         self,

@@ -8,7 +8,7 @@ from datetime import timedelta
 from ..clock import from_text, to_text
 from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
-from ..model import Claim, Lease, Status, WaitStatus
+from ..model import Claim, FeedItem, Lease, Status, WaitStatus
 from ..store import Tx
 from .context import Ctx
 from .intents import read
@@ -174,3 +174,28 @@ def _take_quiet(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) ->
         (owner, token, expires, row.intent_id),
     )
     return Lease(intent_id=row.intent_id, owner=owner, token=token, expires_at=from_text(expires))
+
+
+def feed(
+    tx: Tx, ctx: Ctx, agent: str, since: int, statuses: list[Status], limit: int
+) -> list[FeedItem]:
+    """Intents addressed to ``agent`` whose status changed after feed position ``since``."""
+    rows = tx.all(
+        "SELECT intent_id, feed_seq, seq, status, waiting_reason, intent_type, updated_at "
+        f"FROM intents WHERE to_agent = ? AND workspace = ? AND feed_seq > ? "
+        f"AND status IN ({', '.join('?' * len(statuses))}) ORDER BY feed_seq LIMIT ?",
+        (agent, ctx.actor.workspace, since, *(s.value for s in statuses), limit),
+    )
+    return [
+        FeedItem(
+            intent_id=r[0],
+            seq=r[1],
+            intent_seq=r[2],
+            event_type=f"intent.{r[3].lower()}",
+            status=r[3],
+            waiting_reason=r[4],
+            intent_type=r[5],
+            at=from_text(r[6]),
+        )
+        for r in rows
+    ]

@@ -83,6 +83,14 @@ def append_event(
     sets: dict[str, Any] = {"seq": seq, "head_hash": digest, "updated_at": ctx.now_text}
     if target is not row.status or reason is not row.waiting_reason:
         sets["status"], sets["waiting_reason"] = target.value, reason_text
+        # the agent's work feed: a per-agent sequence, in commit order (the agent row is
+        # locked until the transaction ends), that streams and polls page on
+        bumped = tx.one(
+            "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",
+            (row.to_agent,),
+        )
+        if bumped is not None:
+            sets["feed_seq"] = bumped[0]
     if wait_id is not _UNSET:  # always written: callers may have cleared row.wait_id already
         sets["wait_id"] = row.wait_id = wait_id
     if result is not _UNSET:

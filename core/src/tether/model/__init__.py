@@ -8,7 +8,7 @@ from .keys import ApiKey, KeyRole, NewKey
 from .principals import Principal, PrincipalKind
 from .status import TERMINAL, Status, WaitingReason
 from .waits import TIMEOUT, HumanTask, OnTimeout, TaskType, Wait, WaitKind, WaitSpec, WaitStatus
-from .work import Claim, Lease, StateRecord, Step
+from .work import Claim, FeedItem, Lease, StateRecord, Step
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -22,6 +22,7 @@ __all__ = [
     "Claim",
     "ErrorInfo",
     "Event",
+    "FeedItem",
     "HumanTask",
     "Intent",
     "IntentType",

@@ -49,3 +49,17 @@ class Claim(Model):
     resumed: bool
     """True when the intent comes back after a wait (``last_wait`` says how it ended)."""
     last_wait: Wait | None = None
+
+
+class FeedItem(Model):
+    """An entry of an agent's work feed (AXP's agent stream item): an intent addressed to
+    the agent changed status. ``seq`` is the agent's feed position; pass it back as ``since``."""
+
+    intent_id: str
+    seq: int
+    intent_seq: int
+    event_type: str
+    status: str
+    waiting_reason: str | None = None
+    intent_type: str
+    at: datetime

@@ -16,7 +16,7 @@ from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
 from ..store import SQLiteStore
-from . import admin, errors, intents, work
+from . import admin, agents, errors, intents, work
 from .changes import ChangeFeed
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
@@ -91,6 +91,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     errors.install(app)
     app.include_router(intents.router)
     app.include_router(work.router)
+    app.include_router(agents.router)
     app.include_router(admin.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

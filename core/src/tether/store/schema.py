@@ -169,4 +169,16 @@ MIGRATIONS += (
     ),
 )
 
+MIGRATIONS += (
+    Migration(
+        3,
+        "agent work feeds",
+        (
+            "ALTER TABLE agents ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE intents ADD COLUMN feed_seq INTEGER NOT NULL DEFAULT 0",
+            "CREATE INDEX intents_by_feed ON intents (to_agent, feed_seq)",
+        ),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version

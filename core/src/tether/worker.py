@@ -1,0 +1,283 @@
+"""Workers: claim an agent's intents with a lease, run their handlers, continue resumed ones.
+
+Example::
+
+    worker = tether.Worker(agent="agent://demo/refunds")
+
+    @worker.handler("refund.request.v1")
+    def refund(ctx: tether.WorkContext) -> dict:
+        check = ctx.step("check-policy", lambda: policy.check(ctx.intent.payload))
+        if check["needs_approval"]:
+            decision = ctx.wait_for_human(tether.HumanTask(title="Refund?"), key="approval")
+            if decision.outcome != "approved":
+                return {"refunded": False, "outcome": decision.outcome}
+        return ctx.step("refund", lambda: psp.refund(ctx.intent.payload["amount"]))
+
+    worker.run(tether.connect())
+
+A handler runs from its start each time the intent is claimed (new, resumed after a wait, or
+taken over after a worker died). Steps already recorded return their result without running
+again, and a wait opened with a key returns how it ended instead of opening again, so the
+handler reads as straight-line code. Returning completes the intent; raising fails it.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from .client import Client, default_owner
+from .errors import LeaseLost, TetherError
+from .model import (
+    Claim,
+    ErrorInfo,
+    HumanTask,
+    Intent,
+    Lease,
+    OnTimeout,
+    Wait,
+    WaitKind,
+    WaitSpec,
+)
+
+T = TypeVar("T")
+logger = logging.getLogger("tether.worker")
+
+Handler = Callable[["WorkContext"], Any]
+
+
+class Suspended(BaseException):
+    """Raised inside a handler when it opened a wait: the intent waits, the handler stops.
+
+    A ``BaseException``, so a handler's ``except Exception`` cannot swallow it by mistake.
+    """
+
+    def __init__(self, wait: Wait) -> None:
+        super().__init__(f"waiting on {wait.kind.value} wait {wait.wait_id}")
+        self.wait = wait
+
+
+@dataclass
+class WorkContext:
+    """What a handler gets: the intent, its lease, and durable helpers bound to both."""
+
+    client: Client
+    claim: Claim
+    lease: Lease
+    _lost: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def intent(self) -> Intent:
+        return self.claim.intent
+
+    @property
+    def resumed(self) -> bool:
+        """True when the intent comes back after a wait (or a dead worker)."""
+        return self.claim.resumed
+
+    @property
+    def last_wait(self) -> Wait | None:
+        return self.claim.last_wait
+
+    @property
+    def lease_lost(self) -> bool:
+        return self._lost.is_set()
+
+    def step(self, key: str, fn: Callable[[], T]) -> T:
+        """Run ``fn`` once for this intent and key; later runs get its recorded result."""
+        return self.client.step(self.intent.intent_id, key, fn, lease=self.lease)
+
+    def _resume_or_open(self, key: str, spec: Callable[[], WaitSpec]) -> Wait:
+        """The wait under ``key`` if it has ended; otherwise (opening it first if this is the
+        first run) suspend the handler until it does."""
+        wait = self._existing(key)
+        if wait is None:
+            wait = self.client.open_wait(self.intent.intent_id, spec(), lease=self.lease)
+        if wait.is_open:
+            raise Suspended(wait)
+        return wait
+
+    def wait_for_human(
+        self,
+        task: HumanTask,
+        *,
+        key: str,
+        timeout: float | None = None,
+        on_timeout: OnTimeout | None = None,
+    ) -> Wait:
+        """Ask a person; the first run suspends here, the resumed run gets the closed wait
+        (``outcome`` is the answer, or ``"timeout"``)."""
+        return self._resume_or_open(
+            key,
+            lambda: WaitSpec(
+                kind=WaitKind.HUMAN,
+                key=key,
+                human_task=task,
+                deadline_at=self.client.clock.now() + timedelta(seconds=timeout)
+                if timeout
+                else None,
+                on_timeout=on_timeout or OnTimeout(),
+            ),
+        )
+
+    def wait_for_tool(
+        self,
+        tool_name: str,
+        start: Callable[[str], None],
+        *,
+        key: str,
+        heartbeat_timeout: float | None = None,
+    ) -> Wait:
+        """Start a long external call and suspend until it posts its result. ``start`` gets
+        the callback token; it may run again if the worker dies before the wait is recorded,
+        so it should be idempotent (the token is the same each time)."""
+        wait = self._existing(key)
+        if wait is None:
+            spec = WaitSpec(kind=WaitKind.TOOL, key=key, tool_name=tool_name,
+                            heartbeat_timeout_seconds=heartbeat_timeout)  # fmt: skip
+            wait = self.client.open_wait(self.intent.intent_id, spec, lease=self.lease)
+            assert wait.callback_token is not None
+            start(wait.callback_token)
+        if wait.is_open:
+            raise Suspended(wait)
+        return wait
+
+    def sleep(self, seconds: float, *, key: str) -> Wait:
+        """A durable timer: suspend now, resume after ``seconds`` (even across restarts)."""
+        return self._resume_or_open(
+            key,
+            lambda: WaitSpec(
+                kind=WaitKind.TIME,
+                key=key,
+                fire_at=self.client.clock.now() + timedelta(seconds=seconds),
+            ),
+        )
+
+    def _existing(self, key: str) -> Wait | None:
+        for wait in self.client.list_waits(self.intent.intent_id):
+            if wait.key == key:
+                return wait
+        return None
+
+
+class Worker:
+    """Runs handlers for one agent's intents, by intent type."""
+
+    def __init__(
+        self,
+        client: Client | None = None,
+        *,
+        agent: str,
+        owner: str | None = None,
+        lease_seconds: float = 30.0,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.client = client
+        self.agent = agent
+        self.owner = owner or default_owner()
+        self.lease_seconds = lease_seconds
+        self.poll_seconds = poll_seconds
+        self.handlers: dict[str, Handler] = {}
+        self._stop = threading.Event()
+
+    def handler(self, intent_type: str) -> Callable[[Handler], Handler]:
+        """Register ``fn`` for ``intent_type``."""
+
+        def register(fn: Handler) -> Handler:
+            self.handlers[intent_type] = fn
+            return fn
+
+        return register
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def run(self, client: Client | None = None, *, max_intents: int | None = None) -> int:
+        """Claim and run intents until :meth:`stop` (or ``max_intents`` handled)."""
+        self.client = client or self.client
+        done = 0
+        while not self._stop.is_set() and (max_intents is None or done < max_intents):
+            if self.run_once():
+                done += 1
+        return done
+
+    def run_once(self) -> bool:
+        """Claim one intent and run its handler; wait up to ``poll_seconds`` for work."""
+        client = self._client()
+        claim = client.claim(
+            self.agent, owner=self.owner, lease_seconds=self.lease_seconds,
+            intent_types=list(self.handlers) or None,
+        )  # fmt: skip
+        if claim is None:
+            client.fire_due_timers()
+            self._stop.wait(self.poll_seconds)
+            return False
+        self._handle(client, claim)
+        return True
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise TetherError("the worker has no client: pass one to Worker(...) or run(...)")
+        return self.client
+
+    def _handle(self, client: Client, claim: Claim) -> None:
+        ctx = WorkContext(client=client, claim=claim, lease=claim.lease)
+        beating = threading.Event()
+        beat = threading.Thread(target=self._heartbeat, args=(client, ctx, beating), daemon=True)
+        beat.start()
+        intent_id = claim.intent.intent_id
+        try:
+            handler = self.handlers[claim.intent.intent_type]
+            if claim.intent.status.value in ("DELIVERED", "SUBMITTED", "ACKNOWLEDGED"):
+                client.start(intent_id, lease=claim.lease)
+            result = handler(ctx)
+            client.complete(intent_id, result, lease=claim.lease)
+        except Suspended as suspended:
+            logger.info("intent %s waits (%s)", intent_id, suspended.wait.kind.value)
+        except LeaseLost:
+            logger.warning("lost the lease on intent %s; another worker continues it", intent_id)
+        except Exception as exc:
+            logger.exception("handler failed on intent %s", intent_id)
+            try:
+                client.fail(
+                    intent_id,
+                    ErrorInfo(code="handler_error", message=f"{type(exc).__name__}: {exc}"[:2000]),
+                    lease=claim.lease,
+                )
+            except TetherError:
+                logger.exception("could not record the failure of intent %s", intent_id)
+        finally:
+            beating.set()
+            beat.join()
+
+    def _heartbeat(self, client: Client, ctx: WorkContext, done: threading.Event) -> None:
+        while not done.wait(self.lease_seconds / 3):
+            try:
+                ctx.lease = client.heartbeat(ctx.lease, lease_seconds=self.lease_seconds)
+            except LeaseLost:
+                ctx._lost.set()
+                return
+            except TetherError:
+                logger.warning("lease heartbeat failed; retrying", exc_info=True)
+
+
+def load(target: str) -> Worker:
+    """``module:object`` to a Worker (or a callable that returns one)."""
+    import importlib
+
+    module_name, _, attr = target.partition(":")
+    if not attr:
+        raise TetherError(f"expected MODULE:OBJECT, got {target!r}")
+    obj: Any = getattr(importlib.import_module(module_name), attr)
+    if callable(obj) and not isinstance(obj, Worker):
+        obj = obj()
+    if not isinstance(obj, Worker):
+        raise TetherError(f"{target} is not a tether.Worker")
+    return obj
+
+
+__all__ = ["Suspended", "WorkContext", "Worker", "load"]

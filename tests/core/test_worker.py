@@ -1,0 +1,141 @@
+"""Workers: handlers by intent type, suspend and resume, failures, and real processes dying."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import tether
+from tether import HumanTask, Principal, Status
+
+from .conftest import AGENT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_a_handler_suspends_and_resumes_where_it_stopped(client: tether.Client) -> None:
+    worker = tether.Worker(client, agent=AGENT, poll_seconds=0.01)
+    ran: list[str] = []
+
+    @worker.handler("refund.request.v1")
+    def refund(ctx: tether.WorkContext) -> dict[str, object]:
+        ctx.step("reserve", lambda: ran.append("reserve") or "ok")
+        decision = ctx.wait_for_human(HumanTask(title="ok?"), key="approval")
+        ctx.step("pay", lambda: ran.append("pay") or "paid")
+        return {"outcome": decision.outcome, "resumed": ctx.resumed}
+
+    intent = client.create_intent("refund.request.v1", AGENT, {"amount": 5})
+    assert worker.run_once()
+    assert client.get_intent(intent.intent_id).status is Status.WAITING
+    assert not worker.run_once()  # nothing to do while it waits
+    client.as_actor(Principal.human("alice")).approve(intent.intent_id)
+    assert worker.run_once()
+    done = client.get_intent(intent.intent_id)
+    assert done.status is Status.COMPLETED and done.result == {
+        "outcome": "approved",
+        "resumed": True,
+    }
+    assert ran == ["reserve", "pay"]  # the resumed run did not reserve again
+
+
+def test_a_failing_handler_fails_the_intent(client: tether.Client) -> None:
+    worker = tether.Worker(client, agent=AGENT)
+
+    @worker.handler("refund.request.v1")
+    def broken(ctx: tether.WorkContext) -> None:
+        raise ValueError("no such order")
+
+    intent = client.create_intent("refund.request.v1", AGENT)
+    other = client.create_intent("other.task.v1", AGENT)
+    assert worker.run_once()
+    failed = client.get_intent(intent.intent_id)
+    assert failed.status is Status.FAILED and failed.error is not None
+    assert failed.error.code == "handler_error" and "no such order" in failed.error.message
+    assert client.get_intent(other.intent_id).status is Status.SUBMITTED  # not its type
+
+
+def _worker(db_url: str, effects: Path, **env: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tether", "worker", "tests.core._worker_app:worker", "--db", db_url],
+        cwd=ROOT, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        env={**os.environ, "TETHER_TEST_EFFECTS": str(effects), **env},
+    )  # fmt: skip
+
+
+def _until(predicate: object, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while not predicate():  # type: ignore[operator]
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.05)
+
+
+@pytest.mark.slow
+def test_work_survives_the_process_that_started_it(db_url: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    effects.touch()
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("refund.request.v1", AGENT, {"amount": 500})
+        first = _worker(db_url, effects)
+        _until(lambda: client.get_intent(intent.intent_id).status is Status.WAITING)
+        first.send_signal(signal.SIGTERM)  # the original process goes away while it waits
+        first.wait(30)
+        client.as_actor(Principal.human("alice")).approve(intent.intent_id)
+        second = _worker(db_url, effects)
+        try:
+            _until(lambda: client.get_intent(intent.intent_id).status is Status.COMPLETED)
+        finally:
+            second.send_signal(signal.SIGTERM)
+            second.wait(30)
+    assert effects.read_text().split() == [f"reserve:{intent.intent_id}", f"pay:{intent.intent_id}"]
+
+
+@pytest.mark.slow
+def test_a_killed_worker_is_taken_over_from_its_last_step(db_url: str, tmp_path: Path) -> None:
+    effects = tmp_path / "effects.log"
+    effects.touch()
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("refund.request.v1", AGENT, {"amount": 50})
+        doomed = _worker(db_url, effects, TETHER_TEST_LEASE="1", TETHER_TEST_SLOW="30")
+        _until(lambda: client.get_step(intent.intent_id, "reserve") is not None)
+        time.sleep(0.3)  # inside the long "pay" call
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait(30)
+        assert client.get_intent(intent.intent_id).status is Status.IN_PROGRESS
+        rescuer = _worker(db_url, effects, TETHER_TEST_LEASE="1")
+        try:
+            _until(lambda: client.get_intent(intent.intent_id).status is Status.COMPLETED)
+        finally:
+            rescuer.send_signal(signal.SIGTERM)
+            rescuer.wait(30)
+        events = [e.event_type for e in client.list_events(intent.intent_id)]
+        assert events.count("intent.claimed") >= 1  # taken over after the lease expired
+    # reserve ran once (journal), pay ran once (the killed attempt never finished it)
+    assert effects.read_text().split() == [f"reserve:{intent.intent_id}", f"pay:{intent.intent_id}"]
+
+
+def test_worker_command_reports_a_bad_target(db_url: str) -> None:
+    out = subprocess.run([sys.executable, "-m", "tether", "worker", "no.such.module:worker", "--db", db_url],
+                         capture_output=True, text=True, cwd=ROOT, timeout=60)  # fmt: skip
+    assert out.returncode == 1 and "error" in out.stderr
+
+
+def test_the_agent_feed_lists_work_in_order(client: tether.Client) -> None:
+    first = client.create_intent("refund.request.v1", AGENT)
+    second = client.create_intent("refund.request.v1", AGENT)
+    client.create_intent("refund.request.v1", "agent://test/other")
+    feed = client.agent_feed(AGENT)
+    assert [i.intent_id for i in feed] == [first.intent_id, second.intent_id]
+    assert [i.status for i in feed] == ["SUBMITTED", "SUBMITTED"] and feed[0].seq < feed[1].seq
+    lease = client.start(first.intent_id)
+    later = client.agent_feed(AGENT, since=feed[-1].seq)
+    assert [(i.intent_id, i.status) for i in later] == [(first.intent_id, "IN_PROGRESS")]
+    client.complete(first.intent_id, lease=lease)
+    assert client.agent_feed(AGENT, since=later[-1].seq) == []  # ended work is left out
+    ended = client.agent_feed(AGENT, since=later[-1].seq, statuses=[Status.COMPLETED])
+    assert [(i.intent_id, i.event_type) for i in ended] == [(first.intent_id, "intent.completed")]
