@@ -115,3 +115,35 @@ def test_audit_verify_exit_codes(db_url: str, waiting: str, tmp_path: object) ->
 def test_unknown_intent_is_a_clear_error(db_url: str) -> None:
     out = tether_cmd("intents", "show", "nope", "--db", db_url)
     assert out.returncode == 1 and "not_found" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_webhooks_commands(db_url: str) -> None:
+    added = tether_cmd(
+        "webhooks",
+        "add",
+        "http://127.0.0.1:9/hook",
+        "-e",
+        "intent.created",
+        "--db",
+        db_url,
+        "--json",
+    )
+    assert added.returncode == 0, added.stderr
+    sub = json.loads(added.stdout)
+    assert sub["secret"].startswith("whsec_") and sub["event_types"] == ["intent.created"]
+    with tether.connect(db_url) as client:
+        new_intent(client)
+    log = json.loads(
+        tether_cmd(
+            "webhooks", "deliveries", sub["subscription_id"], "--db", db_url, "--json"
+        ).stdout
+    )
+    assert [(d["event_type"], d["status"]) for d in log] == [("intent.created", "pending")]
+    replayed = tether_cmd("webhooks", "replay", log[0]["delivery_id"], "--db", db_url)
+    assert replayed.returncode == 0 and "1 delivery queued again" in replayed.stdout
+    listed = json.loads(tether_cmd("webhooks", "list", "--db", db_url, "--json").stdout)
+    assert [s["subscription_id"] for s in listed] == [sub["subscription_id"]]
+    assert tether_cmd("webhooks", "remove", sub["subscription_id"], "--db", db_url).returncode == 0
+    assert json.loads(tether_cmd("webhooks", "list", "--db", db_url, "--json").stdout) == []
+    refused = tether_cmd("webhooks", "add", "http://10.0.0.7/hook", "--db", db_url)
+    assert refused.returncode == 1 and "private_target" in refused.stderr

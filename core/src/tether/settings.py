@@ -29,3 +29,9 @@ class Settings(BaseSettings):
     rate_limit: float = 2000.0
     """Requests per second per API key (0: no limit); over it, 429 with Retry-After."""
     rate_burst: float = 4000.0
+    webhook_allow_private: bool = False
+    """Allow webhook targets in private or link-local ranges (loopback is always allowed)."""
+    webhook_max_attempts: int = 8
+    """Attempts before a delivery is dead-lettered."""
+    webhook_backoff_seconds: float = 1.0
+    """The first retry's delay; each later one doubles it (with jitter), up to an hour."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import time
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 from ..clock import Clock, to_text
@@ -18,6 +19,7 @@ from ..model import (
     ApiKey,
     ChainReport,
     Claim,
+    Delivery,
     ErrorInfo,
     Event,
     FeedItem,
@@ -31,11 +33,12 @@ from ..model import (
     StateRecord,
     Status,
     Step,
+    Subscription,
     Wait,
     WaitSpec,
 )
 from ..store import Store, Tx
-from . import audit, intents, journal, keys, leases, timers, waits
+from . import audit, intents, journal, keys, leases, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
 
@@ -422,6 +425,82 @@ class Engine:
             return out
 
         return self.store.read(count)
+
+    # -- webhooks ----------------------------------------------------------------------------
+
+    def subscribe(
+        self,
+        callback_url: str,
+        event_types: list[str],
+        *,
+        secret: str | None = None,
+        description: str | None = None,
+        allow_private: bool = False,
+        actor: Principal | None = None,
+    ) -> Subscription:
+        """Push these event types (or ``*``) to ``callback_url``, signed with ``secret``
+        (generated if not given, and returned once)."""
+        webhooks.check_target(callback_url, allow_private=allow_private)
+        return self._write(
+            lambda tx, ctx: webhooks.subscribe(
+                tx, ctx, callback_url, event_types, secret, description
+            ),
+            actor,
+        )
+
+    def list_subscriptions(
+        self, *, include_inactive: bool = False, actor: Principal | None = None
+    ) -> list[Subscription]:
+        return self._read(lambda tx, ctx: webhooks.subscriptions(tx, ctx, include_inactive), actor)
+
+    def revoke_subscription(
+        self, subscription_id: str, *, actor: Principal | None = None
+    ) -> Subscription:
+        return self._write(lambda tx, ctx: webhooks.revoke(tx, ctx, subscription_id), actor)
+
+    def list_deliveries(
+        self, subscription_id: str, *, limit: int = 100, actor: Principal | None = None
+    ) -> list[Delivery]:
+        return self._read(
+            lambda tx, ctx: webhooks.deliveries(tx, ctx, subscription_id, limit), actor
+        )
+
+    def replay_deliveries(
+        self,
+        *,
+        delivery_id: str | None = None,
+        subscription_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        actor: Principal | None = None,
+    ) -> int:
+        """Send again (with the same webhook ids): one delivery, or a subscription's
+        deliveries created in ``[since, until]``. Returns how many were queued."""
+        return self._write(
+            lambda tx, ctx: webhooks.replay(
+                tx, ctx, delivery_id=delivery_id, subscription_id=subscription_id,
+                since=to_text(since) if since else None, until=to_text(until) if until else None,
+            ),
+            actor,
+        )  # fmt: skip
+
+    def take_due_deliveries(self, *, limit: int = 50) -> list[tuple[Delivery, str, str]]:
+        """For the dispatcher: due deliveries with their target URL and secret."""
+        return self._write(
+            lambda tx, ctx: webhooks.due(tx, ctx, limit), Principal.system("webhooks")
+        )
+
+    def record_delivery(
+        self, delivery_id: str, *, ok: bool, status: int | None, error: str | None,
+        max_attempts: int, backoff: float,
+    ) -> None:  # fmt: skip
+        self._write(
+            lambda tx, ctx: webhooks.record(
+                tx, ctx, delivery_id, ok=ok, status=status, error=error,
+                max_attempts=max_attempts, backoff=backoff,
+            ),
+            Principal.system("webhooks"),
+        )  # fmt: skip
 
     # -- keys ------------------------------------------------------------------------------
 

@@ -6,6 +6,7 @@ from typing import Any
 
 from ..model import TERMINAL, Status, WaitingReason
 from ..store import Tx
+from . import webhooks
 from .audit import canonical_json, event_hash
 from .context import Ctx
 from .lifecycle import check_transition
@@ -101,6 +102,16 @@ def append_event(
         sets["lease_owner"] = sets["lease_token"] = sets["lease_expires_at"] = None
         row.lease_owner = row.lease_token = row.lease_expires_at = None
     tx.after_commit(EVENTS_COMMITTED.add_one)
+    webhooks.enqueue(
+        tx,
+        ctx,
+        row.workspace,
+        {
+            "intent_id": row.intent_id, "seq": seq, "event_type": event_type,
+            "status": target.value, "waiting_reason": reason_text, "actor": actor,
+            "at": ctx.now_text, "details": details or {}, "hash": digest,
+        },
+    )  # fmt: skip
     row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
     row.updated_at = ctx.now_text
     changed = tx.execute(

@@ -8,6 +8,7 @@ from .keys import ApiKey, KeyRole, NewKey
 from .principals import Principal, PrincipalKind
 from .status import TERMINAL, Status, WaitingReason
 from .waits import TIMEOUT, HumanTask, OnTimeout, TaskType, Wait, WaitKind, WaitSpec, WaitStatus
+from .webhooks import Delivery, DeliveryStatus, Subscription
 from .work import Claim, FeedItem, Lease, StateRecord, Step
 
 __all__ = [
@@ -20,6 +21,8 @@ __all__ = [
     "ApiKey",
     "ChainReport",
     "Claim",
+    "Delivery",
+    "DeliveryStatus",
     "ErrorInfo",
     "Event",
     "FeedItem",
@@ -39,6 +42,7 @@ __all__ = [
     "StateRecord",
     "Status",
     "Step",
+    "Subscription",
     "TaskType",
     "Wait",
     "WaitKind",

@@ -16,7 +16,7 @@ from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
 from ..store import SQLiteStore
-from . import admin, agents, errors, intents, work
+from . import admin, agents, errors, intents, webhooks, work
 from .changes import ChangeFeed
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
@@ -65,12 +65,13 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         feed.start()
-        ticker = asyncio.create_task(_tick(engine)) if tick else None
+        tasks = [asyncio.create_task(_tick(engine))] if tick else []
+        tasks.append(asyncio.create_task(webhooks.dispatch(engine, settings, feed)))
         try:
             yield
         finally:
-            if ticker is not None:
-                ticker.cancel()
+            for task in tasks:
+                task.cancel()
             feed.stop()
             provider = getattr(app.state, "tracer_provider", None)
             if provider is not None:
@@ -84,6 +85,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     )
     metrics = Metrics(engine)
     app.state.engine = engine
+    app.state.settings = settings
     app.state.changes = feed
     app.state.registry = metrics.registry
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
@@ -92,6 +94,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     app.include_router(intents.router)
     app.include_router(work.router)
     app.include_router(agents.router)
+    app.include_router(webhooks.router)
     app.include_router(admin.router)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware, metrics=metrics)

@@ -180,5 +180,42 @@ MIGRATIONS += (
         ),
     ),
 )
+MIGRATIONS += (
+    Migration(
+        4,
+        "webhook subscriptions and the delivery outbox",
+        (
+            """CREATE TABLE webhook_subscriptions (
+                subscription_id TEXT PRIMARY KEY,
+                workspace TEXT NOT NULL,
+                owner TEXT NOT NULL,
+                callback_url TEXT NOT NULL,
+                event_types TEXT NOT NULL,
+                secret TEXT NOT NULL,
+                description TEXT,
+                created_at TEXT NOT NULL,
+                revoked_at TEXT
+            )""",
+            "CREATE INDEX webhook_subscriptions_live ON webhook_subscriptions (workspace, revoked_at)",
+            """CREATE TABLE webhook_deliveries (
+                delivery_id TEXT PRIMARY KEY,
+                subscription_id TEXT NOT NULL,
+                intent_id TEXT NOT NULL,
+                seq INTEGER NOT NULL,
+                event_type TEXT NOT NULL,
+                payload TEXT NOT NULL,
+                status TEXT NOT NULL,
+                attempts INTEGER NOT NULL,
+                next_attempt_at TEXT NOT NULL,
+                last_status INTEGER,
+                last_error TEXT,
+                created_at TEXT NOT NULL,
+                delivered_at TEXT
+            )""",
+            "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+            "CREATE INDEX webhook_deliveries_order ON webhook_deliveries (subscription_id, intent_id, seq)",
+        ),
+    ),
+)
 
 LATEST = MIGRATIONS[-1].version
