@@ -4,9 +4,15 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck bench clean
+.PHONY: install chromium demo test lint typecheck bench clean
 
-install: $(STAMP)
+install: $(STAMP) chromium
+
+# The web inbox's browser tests drive Debian's Chromium (Playwright uses it as it is).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium; \
+	  else sudo apt-get update -qq && sudo apt-get install -y -qq chromium; fi; }
 
 $(STAMP): pyproject.toml core/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,19 +20,21 @@ $(STAMP): pyproject.toml core/pyproject.toml
 	$(BIN)/pip install --quiet -e './core[postgres,otel]' --group dev
 	touch $(STAMP)
 
-demo: install
+demo: $(STAMP)
 	$(BIN)/tether demo
 
-lint: install
+lint: $(STAMP)
 	$(BIN)/ruff check core tests bench
 	$(BIN)/ruff format --check core tests bench
 	$(BIN)/mypy
 
-test: lint
+test: lint chromium
 	$(BIN)/pytest
 
-bench: install
+bench: $(STAMP)
 	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/http.py
+	$(BIN)/python bench/postgres.py
 
 clean:
 	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis

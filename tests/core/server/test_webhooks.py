@@ -159,7 +159,15 @@ def test_deliveries_survive_the_server_being_killed(tmp_path: Path, receiver: Re
                    headers=headers).raise_for_status()  # fmt: skip
         with tether.connect(db_url) as local:
             intent_id = _lifecycle(local)
-        _until(lambda: receiver.attempts >= 1)  # the first attempt failed; the retry is due in ~2 s
+            sub_id = local.engine.list_subscriptions()[0].subscription_id
+
+            def failed_once() -> (
+                bool
+            ):  # the first attempt failed and was recorded: between attempts
+                return any(d.attempts == 1 and d.status.value == "pending"
+                           for d in local.engine.list_deliveries(sub_id))  # fmt: skip
+
+            _until(failed_once)
         os.kill(server.process.pid, signal.SIGKILL)
         server.process.wait(10)
         server = start_server(db_url, env=env)

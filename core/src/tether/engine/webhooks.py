@@ -32,7 +32,8 @@ _DEL = (
     "delivery_id, subscription_id, intent_id, seq, event_type, payload, status, attempts, "
     "next_attempt_at, last_status, last_error, created_at, delivered_at"
 )
-SEND_LEASE_SECONDS = 60.0
+SEND_LEASE_SECONDS = 15.0
+"""How long a taken delivery is held before another dispatcher may send it (HTTP timeout + margin)."""
 
 
 def check_target(url: str, *, allow_private: bool) -> None:
@@ -153,6 +154,14 @@ def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
             (f"msg_{new_id()}", sub_id, event["intent_id"], event["seq"], event["event_type"], payload,
              ctx.now_text, ctx.now_text),
         )  # fmt: skip
+
+
+def any_due(tx: Tx, now: str) -> bool:
+    found = tx.one(
+        "SELECT 1 FROM webhook_deliveries WHERE status IN ('pending', 'sending') AND next_attempt_at <= ? LIMIT 1",
+        (now,),
+    )
+    return found is not None
 
 
 def due(tx: Tx, ctx: Ctx, limit: int) -> list[tuple[Delivery, str, str]]:
