@@ -147,3 +147,14 @@ def test_webhooks_commands(db_url: str) -> None:
     assert json.loads(tether_cmd("webhooks", "list", "--db", db_url, "--json").stdout) == []
     refused = tether_cmd("webhooks", "add", "http://10.0.0.7/hook", "--db", db_url)
     assert refused.returncode == 1 and "private_target" in refused.stderr
+
+
+def test_inbox_show(db_url: str, waiting: str) -> None:
+    shown = tether_cmd("inbox", "show", waiting, "--db", db_url)
+    assert (
+        shown.returncode == 0
+        and "Refund 120?" in shown.stdout
+        and "intent.human_task_assigned" in shown.stdout
+    )
+    data = json.loads(tether_cmd("inbox", "show", waiting, "--db", db_url, "--json").stdout)
+    assert data["intent"]["human_task"]["title"] == "Refund 120?" and len(data["events"]) == 4

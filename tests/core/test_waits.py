@@ -332,3 +332,20 @@ def test_event_page_size_is_bounded(client: tether.Client) -> None:
     for limit in (0, -1, 10_001):
         with pytest.raises(tether.InvalidRequest):
             client.list_events(intent.intent_id, limit=limit)
+
+
+def test_reply_and_delegate(client: tether.Client) -> None:
+    intent = waiting_for_human(client, HumanTask(title="Refund?", assignees=["alice"]))
+    alice, bob = person(client, "alice"), person(client, "bob")
+    alice.reply(intent.intent_id, "Checking with the warehouse")
+    handed = alice.delegate(intent.intent_id, "bob", note="you own stock questions")
+    assert handed.human_task is not None and handed.human_task.assignees == ["bob"]
+    kinds = [(e.event_type, e.actor) for e in client.list_events(intent.intent_id)][-2:]
+    assert kinds == [("intent.reply", "human:alice"), ("intent.delegated", "human:alice")]
+    with pytest.raises(tether.Forbidden):  # alice gave it away
+        alice.approve(intent.intent_id)
+    with pytest.raises(tether.Forbidden):  # only a holder may pass it on
+        person(client, "mallory").delegate(intent.intent_id, "mallory")
+    assert bob.approve(intent.intent_id).status is Status.IN_PROGRESS
+    with pytest.raises(tether.Conflict):  # nothing left to delegate
+        bob.delegate(intent.intent_id, "carol")

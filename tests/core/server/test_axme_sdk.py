@@ -126,3 +126,55 @@ def test_the_axme_sdk_listens_to_an_agents_work(server: Server) -> None:
     assert resumed["seq"] > first[-1]["seq"]
     with pytest.raises(AxmeAuthError):  # an agent reads only its own work
         next(sender.listen(AGENT, wait_seconds=1))
+
+
+def test_the_axme_inbox_approve_reply_delegate_and_completion_delivery(server: Server) -> None:
+    front = sdk(server, server.key("--role", "agent", "--agent", "agent://acme/front"))
+    agent = sdk(server, server.key("--role", "agent", "--agent", AGENT))
+    alice = sdk(server, server.key("--role", "approver", "--subject", "alice@acme.test"))
+    bob = sdk(server, server.key("--role", "approver", "--subject", "bob@acme.test"))
+
+    def make(title: str) -> str:
+        return str(front.create_intent(
+            {"intent_type": "refund.request.v1", "to_agent": AGENT, "reply_to": "agent://acme/front",
+             "payload": {"n": 1}, "human_task": {"title": title, "assignees": ["alice@acme.test"]}},
+            correlation_id=str(uuid.uuid4()),
+        )["intent_id"])  # fmt: skip
+
+    first, second = make("First?"), make("Second?")
+    mine = alice.list_inbox()["threads"]
+    assert [t["thread_id"] for t in mine] == [first, second] and {t["status"] for t in mine} == {
+        "pending"
+    }
+    alice.reply_inbox_thread(first, message="Looking at it")
+    approved = alice.approve_inbox_thread(first, {"comment": "fine"})["thread"]
+    assert approved["status"] == "active"
+    assert [e["event_type"] for e in approved["timeline"]][-2:] == [
+        "intent.reply",
+        "intent.resumed",
+    ]
+    with pytest.raises(AxmeValidationError) as twice:
+        alice.approve_inbox_thread(first, {"comment": "again"})
+    assert twice.value.status_code == 409
+
+    handed = alice.delegate_inbox_thread(second, {"delegate_to": "bob@acme.test", "note": "yours"})[
+        "thread"
+    ]
+    assert handed["human_task"]["assignees"] == ["bob@acme.test"]
+    with pytest.raises(AxmeAuthError):  # alice no longer holds it
+        alice.reject_inbox_thread(second, {"comment": "no"})
+    assert bob.reject_inbox_thread(second, {"comment": "no stock"})["thread"]["status"] == "active"
+
+    done = agent.resolve_intent(first, {"status": "COMPLETED", "result": {"refunded": True}})
+    assert done["completion_delivery"] == {"delivered": True, "reason": None, "reply_to": "agent://acme/front",
+                                           "thread_id": first}  # fmt: skip
+    inbox = front.list_inbox(owner_agent="agent://acme/front")["threads"]
+    statuses = {t["thread_id"]: t["status"] for t in inbox}
+    assert statuses == {first: "done", second: "active"}
+    page = front.list_inbox_changes(limit=1)
+    assert len(page["changes"]) == 1 and page["has_more"] is True
+    rest = front.list_inbox_changes(cursor=page["next_cursor"], limit=10)
+    seen = [c["thread"]["thread_id"] for c in page["changes"] + rest["changes"]]
+    assert sorted(seen) == sorted([first, second]) and rest["has_more"] is False
+    with pytest.raises(AxmeAuthError):  # an agent reads only its own inbox
+        agent.list_inbox(owner_agent="agent://acme/front")

@@ -142,3 +142,35 @@ def respond(
 ) -> None:
     """Answer the intent's task with any allowed outcome and the task's form."""
     _act(intent_id, outcome, who, group, comment, data, data_json, db, as_json)
+
+
+@app.command()
+def show(intent_id: str, db: DbOption = None, as_json: JsonOption = False) -> None:
+    """Show a task: what is asked, its form, the payload, and the intent's audit trail."""
+    with client(db) as c:
+        intent = c.get_intent(intent_id)
+        trail = c.list_events(intent_id)
+    if as_json:
+        dump(
+            {
+                "intent": intent.model_dump(mode="json"),
+                "events": [e.model_dump(mode="json") for e in trail],
+            }
+        )
+        return
+    task = intent.human_task
+    console.print(
+        f"[bold]{task.title if task else intent.intent_type}[/bold]  ({intent.status.value})"
+    )
+    if task is not None:
+        if task.description:
+            console.print(task.description)
+        console.print(f"outcomes: {', '.join(task.allowed_outcomes)}"
+                      + ("; a comment is required" if task.required_comment else ""))  # fmt: skip
+        if task.form_schema:
+            console.print(f"form: {json.dumps(task.form_schema)}")
+    console.print(f"payload: {json.dumps(intent.payload, ensure_ascii=False)}")
+    table = Table("seq", "event", "actor", "at")
+    for e in trail:
+        table.add_row(str(e.seq), e.event_type, e.actor, short(e.at))
+    console.print(table)

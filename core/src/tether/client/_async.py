@@ -98,6 +98,8 @@ class AsyncClient:
     approve = _threaded(Client.approve)
     reject = _threaded(Client.reject)
     resume = _threaded(Client.resume)
+    reply = _threaded(Client.reply)
+    delegate = _threaded(Client.delegate)
     complete_tool = _threaded(Client.complete_tool)
     heartbeat_tool = _threaded(Client.heartbeat_tool)
     list_tasks = _threaded(Client.list_tasks)

@@ -335,6 +335,21 @@ class HttpBackend:
             self._post(f"/v1/intents/{intent_id}/resume", body, lease=lease_token)["intent"]
         )
 
+    def reply(self, intent_id: str, message: str, *, actor: Principal | None = None) -> Intent:
+        self._post(f"/v1/inbox/{intent_id}/reply", {"message": message})
+        return self.get_intent(intent_id)
+
+    def delegate(
+        self,
+        intent_id: str,
+        delegate_to: str,
+        *,
+        note: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        self._post(f"/v1/inbox/{intent_id}/delegate", {"delegate_to": delegate_to, "note": note})
+        return self.get_intent(intent_id)
+
     def complete_tool(
         self,
         token: str,

@@ -369,6 +369,14 @@ class Client:
             lease_token=_token(lease),
         )
 
+    def reply(self, intent_id: str, message: str) -> Intent:
+        """Add a message to the intent's thread (it goes on the audit trail)."""
+        return self._engine.reply(intent_id, message)
+
+    def delegate(self, intent_id: str, delegate_to: str, *, note: str | None = None) -> Intent:
+        """Hand the intent's open human task to another person."""
+        return self._engine.delegate(intent_id, delegate_to, note=note)
+
     def complete_tool(self, token: str, result: Any = None, *, error: str | None = None) -> Intent:
         """Post a tool's result with the wait's callback token (single use)."""
         return self._engine.complete_tool(token, result=result, error=error)

@@ -260,6 +260,42 @@ class Engine:
 
         return self._write(op, actor)
 
+    def inbox_changes(
+        self,
+        *,
+        reply_to: str | None = None,
+        after: tuple[str, str] = ("", ""),
+        limit: int = 50,
+        actor: Principal | None = None,
+    ) -> list[tuple[str, Intent]]:
+        """Threads (intents) changed after the cursor ``(updated_at, intent_id)``, oldest first,
+        each with its cursor text."""
+
+        def op(tx: Tx, ctx: Ctx) -> list[tuple[str, Intent]]:
+            found = intents.changed_since(tx, ctx, reply_to=reply_to, after=after, limit=limit)
+            return [
+                (f"{at}|{intent_id}", intents.read(tx, ctx, intent_id)) for at, intent_id in found
+            ]
+
+        return self._read(op, actor)
+
+    def reply(self, intent_id: str, message: str, *, actor: Principal | None = None) -> Intent:
+        """Add a message to the intent's thread (recorded on its audit trail)."""
+        return self._write(lambda tx, ctx: waits.reply(tx, ctx, intent_id, message), actor)
+
+    def delegate(
+        self,
+        intent_id: str,
+        delegate_to: str,
+        *,
+        note: str | None = None,
+        actor: Principal | None = None,
+    ) -> Intent:
+        """Hand the intent's open human task to another person."""
+        return self._write(
+            lambda tx, ctx: waits.delegate(tx, ctx, intent_id, delegate_to, note), actor
+        )
+
     def complete_tool(
         self,
         token: str,

@@ -290,3 +290,24 @@ def resolve(
         error = ErrorInfo(code="failed", message=reason or "")
     end(tx, ctx, row, status, _RESOLVE_EVENTS[status], details=details, result=result, error=error)
     return read(tx, ctx, intent_id)
+
+
+def changed_since(
+    tx: Tx, ctx: Ctx, *, reply_to: str | None, after: tuple[str, str], limit: int
+) -> list[tuple[str, str]]:
+    """(updated_at, intent_id) of intents changed after ``after``: those replying to an agent,
+    or (without one) those that have had a human task."""
+    if reply_to is not None:
+        where, params = "reply_to = ?", [reply_to]
+    else:
+        where = (
+            "workspace = ? AND EXISTS (SELECT 1 FROM waits w "
+            "WHERE w.intent_id = intents.intent_id AND w.kind = 'human')"
+        )
+        params = [ctx.actor.workspace]
+    rows = tx.all(
+        f"SELECT updated_at, intent_id FROM intents WHERE {where} AND workspace = ? "
+        "AND (updated_at > ? OR (updated_at = ? AND intent_id > ?)) ORDER BY updated_at, intent_id LIMIT ?",
+        (*params, ctx.actor.workspace, after[0], after[0], after[1], limit),
+    )
+    return [(r[0], r[1]) for r in rows]

@@ -510,3 +510,46 @@ def tasks(tx: Tx, ctx: Ctx, mine: bool, limit: int) -> list[Intent]:
         if len(out) >= limit:
             break
     return out
+
+
+def reply(tx: Tx, ctx: Ctx, intent_id: str, message: str) -> Intent:
+    """A message on the intent's thread (its audit trail), from a person or an agent."""
+    from .intents import read
+
+    if not 1 <= len(message) <= 5000:
+        raise InvalidRequest("a reply is 1 to 5000 characters")
+    row = load_intent(tx, intent_id, ctx.actor)
+    append_event(tx, ctx, row, "intent.reply", details={"message": message})
+    return read(tx, ctx, intent_id)
+
+
+def delegate(tx: Tx, ctx: Ctx, intent_id: str, delegate_to: str, note: str | None) -> Intent:
+    """Hand the open human task to another person: they become its only assignee."""
+    from .intents import read
+
+    row = load_intent(tx, intent_id, ctx.actor)
+    if row.wait_id is None:
+        raise WaitResolved(f"intent {intent_id} has no open task", details={"intent_id": intent_id})
+    _, wait = _open_wait_of(tx, ctx, row.wait_id)
+    task = wait.human_task
+    if task is None:
+        raise InvalidRequest("only a human task can be delegated")
+    if ctx.actor.kind is PrincipalKind.AGENT:
+        raise Forbidden("an agent cannot delegate a human task", code="agent_cannot_approve")
+    if not may_act_on(task, ctx):
+        raise Forbidden(f"{ctx.actor.actor} is not assigned this task", code="not_assignee")
+    if not delegate_to.strip() or len(delegate_to) > 255:
+        raise InvalidRequest("delegate_to names a person (1 to 255 characters)")
+    moved = task.model_copy(update={"assignees": [delegate_to], "groups": []})
+    spec = loads(load_wait_row(tx, wait.wait_id)[5], "wait spec")
+    spec["human_task"] = moved.model_dump(mode="json")
+    tx.execute(
+        "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
+        (dumps(spec), _assignees(moved), wait.wait_id),
+    )
+    before = task.assignees + [f"group:{g}" for g in task.groups]
+    details: dict[str, Any] = {"wait_id": wait.wait_id, "from": before, "to": delegate_to}
+    if note:
+        details["note"] = note[:2000]
+    append_event(tx, ctx, row, "intent.delegated", details=details)
+    return read(tx, ctx, intent_id)

@@ -92,9 +92,13 @@ class Resolve(Body):
 
 
 class CompletionDelivery(Body):
+    """AXP's completion delivery: with ``reply_to``, the ended intent is a thread (same id) in
+    that agent's inbox."""
+
     delivered: bool
     reason: str | None = None
     reply_to: str | None = None
+    thread_id: str | None = None
 
 
 class Resolved(Body):

@@ -193,9 +193,10 @@ def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: L
             intent=intent,
             event=last[0] if last else None,
             completion_delivery=b.CompletionDelivery(
-                delivered=False,
-                reason="reply_to_not_set" if intent.reply_to is None else "not_supported_yet",
+                delivered=intent.reply_to is not None,
+                reason="reply_to_not_set" if intent.reply_to is None else None,
                 reply_to=intent.reply_to,
+                thread_id=intent.intent_id if intent.reply_to is not None else None,
             ),
         )
     )

@@ -217,5 +217,15 @@ MIGRATIONS += (
         ),
     ),
 )
+MIGRATIONS += (
+    Migration(
+        5,
+        "inbox change feed",
+        (
+            "CREATE INDEX intents_by_update ON intents (workspace, updated_at, intent_id)",
+            "CREATE INDEX intents_by_reply_to ON intents (reply_to, updated_at, intent_id)",
+        ),
+    ),
+)
 
 LATEST = MIGRATIONS[-1].version
