@@ -349,3 +349,46 @@ def test_reply_and_delegate(client: tether.Client) -> None:
     assert bob.approve(intent.intent_id).status is Status.IN_PROGRESS
     with pytest.raises(tether.Conflict):  # nothing left to delegate
         bob.delegate(intent.intent_id, "carol")
+
+
+def test_reminders_then_escalation(client: tether.Client, clock: tether.FrozenClock) -> None:
+    task = HumanTask(title="Refund?", assignees=["alice"], remind_after_seconds=60,
+                     remind_interval_seconds=120, max_reminders=2, escalate_to="group:leads")  # fmt: skip
+    intent = waiting_for_human(client, task, timeout=24 * 3600)
+
+    def kinds() -> list[str]:
+        return [e.event_type for e in client.list_events(intent.intent_id)
+                if e.event_type in ("intent.reminder", "intent.escalated")]  # fmt: skip
+
+    clock.advance(59)
+    client.fire_due_timers()
+    assert kinds() == []
+    clock.advance(1)
+    client.fire_due_timers()
+    assert kinds() == ["intent.reminder"]
+    clock.advance(120)
+    client.fire_due_timers()
+    assert kinds() == ["intent.reminder", "intent.reminder"]
+    clock.advance(120)
+    client.fire_due_timers()
+    assert kinds() == ["intent.reminder", "intent.reminder", "intent.escalated"]
+    current = client.get_intent(intent.intent_id)
+    assert current.human_task is not None and current.human_task.groups == ["leads"]
+    assert current.status is Status.WAITING  # escalation is not a timeout, nor a rejection
+    with pytest.raises(tether.Forbidden):
+        person(client, "alice").approve(intent.intent_id)
+    assert person(client, "lee", "leads").approve(intent.intent_id).status is Status.IN_PROGRESS
+    clock.advance(3600)
+    assert client.fire_due_timers() == 0  # no reminder outlives its task
+
+
+def test_reminders_stop_after_the_last_one_without_escalation(
+    client: tether.Client, clock: tether.FrozenClock
+) -> None:
+    task = HumanTask(title="Refund?", remind_after_seconds=10, max_reminders=1)
+    intent = waiting_for_human(client, task)
+    for _ in range(5):
+        clock.advance(10)
+        client.fire_due_timers()
+    events = [e.event_type for e in client.list_events(intent.intent_id)]
+    assert events.count("intent.reminder") == 1 and "intent.escalated" not in events

@@ -172,3 +172,16 @@ def test_opentelemetry_spans_when_an_exporter_is_configured(tmp_path: Path) -> N
         out, _ = srv.process.communicate(timeout=20)
     assert '"name": "GET /health"' in out
     assert '"service.name": "tether"' in out
+
+
+def test_axp_reminder_fields_apply_to_the_human_task(api: tuple[str, tether.Client]) -> None:
+    url, local = api
+    made = httpx.post(f"{url}/v1/intents", json=body(human_task={"title": "ok?"}, remind_after_seconds=30,
+                                                     max_reminders=2, escalate_to="boss@acme.test"))  # fmt: skip
+    assert made.status_code == 200, made.text
+    task = local.get_intent(made.json()["intent_id"]).human_task
+    assert task is not None and (task.remind_after_seconds, task.max_reminders, task.escalate_to) == (
+        30, 2, "boss@acme.test",
+    )  # fmt: skip
+    orphan = httpx.post(f"{url}/v1/intents", json=body(remind_after_seconds=30))
+    assert orphan.status_code == 422

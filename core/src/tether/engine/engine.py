@@ -410,7 +410,7 @@ class Engine:
         actor: Principal | None = None,
     ) -> list[FeedItem]:
         """The agent's work feed after position ``since`` (default: intents not yet ended)."""
-        if since < 0 or not 1 <= limit <= 1000:
+        if not 0 <= since <= 2**62 or not 1 <= limit <= 1000:
             raise InvalidRequest("since is 0 or more; limit is 1 to 1000")
         wanted = statuses or [s for s in Status if not s.terminal]
         return self._read(lambda tx, ctx: leases.feed(tx, ctx, agent, since, wanted, limit), actor)

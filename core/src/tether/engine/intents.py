@@ -204,8 +204,8 @@ def list_page(
 
 
 def events(tx: Tx, ctx: Ctx, intent_id: str, since: int, limit: int) -> list[Event]:
-    if since < 0:
-        raise InvalidRequest("since must be 0 or more")
+    if not 0 <= since <= 2**62:
+        raise InvalidRequest("since must be between 0 and 2**62")
     if not 1 <= limit <= 10_000:
         raise InvalidRequest("limit must be between 1 and 10000")
     load_intent(tx, intent_id, ctx.actor)

@@ -100,6 +100,8 @@ def put_state(
 ) -> StateRecord:
     """Compare-and-set: write version ``expected_version + 1`` only if ``expected_version`` is
     the stored one (0 when there is none yet)."""
+    if not 0 <= expected_version <= 2**62:
+        raise InvalidRequest("expected_version must be between 0 and 2**62")
     row = load_intent(tx, intent_id, ctx.actor)
     check_lease(row, ctx, lease_token)
     current = tx.one(

@@ -52,6 +52,8 @@ def fire_due(tx: Tx, ctx: Ctx, limit: int) -> int:
                 waits.time_out(tx, ctx, wait_id)
             elif kind == "wait_fire":
                 waits.fire(tx, ctx, wait_id)
+            elif kind == "reminder":
+                waits.remind(tx, ctx, wait_id)
         except (Conflict, NotFound):
             pass  # the wait or intent closed some other way first: nothing left to fire
         fired += 1

@@ -118,7 +118,10 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
             (row.intent_id, key),
         )
         if found is not None:
-            if request_hash(loads(found[5], "wait spec")) != request_hash(spec_json):
+            stored = WaitSpec.model_validate(loads(found[5], "wait spec"))  # defaults of today
+            if request_hash(stored.model_dump(mode="json", exclude={"key"})) != request_hash(
+                spec_json
+            ):
                 raise IdempotencyConflict(
                     f"wait key {key!r} was used for a different wait on this intent",
                     details={"intent_id": row.intent_id, "key": key},
@@ -161,6 +164,9 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
         _add_timer(tx, "wait_deadline", row.intent_id, wait_id, tstext(deadline))
     if spec.kind is WaitKind.TIME:
         _add_timer(tx, "wait_fire", row.intent_id, wait_id, tstext(spec.fire_at))
+    if task is not None and task.remind_after_seconds is not None:
+        due = ctx.now + timedelta(seconds=task.remind_after_seconds)
+        _add_timer(tx, "reminder", row.intent_id, wait_id, tstext(due))
     details: dict[str, Any] = {"wait_id": wait_id, "kind": spec.kind.value}
     if key is not None:
         details["key"] = key
@@ -553,3 +559,46 @@ def delegate(tx: Tx, ctx: Ctx, intent_id: str, delegate_to: str, note: str | Non
         details["note"] = note[:2000]
     append_event(tx, ctx, row, "intent.delegated", details=details)
     return read(tx, ctx, intent_id)
+
+
+def remind(tx: Tx, ctx: Ctx, wait_id: str) -> None:
+    """A reminder timer fired: remind the assignees, or, once the reminders are used up,
+    escalate the task to ``escalate_to``."""
+    row, wait = _open_wait_of(tx, ctx, wait_id)
+    task = wait.human_task
+    if task is None:
+        return
+    fired = tx.one(
+        "SELECT COUNT(*) FROM timers WHERE wait_id = ? AND kind = 'reminder' AND status = 'fired'",
+        (wait_id,),
+    )
+    count = int(fired[0]) if fired else 0
+    interval = task.remind_interval_seconds or task.remind_after_seconds or 0
+    names = task.assignees + [f"group:{g}" for g in task.groups]
+    if count <= task.max_reminders:
+        append_event(tx, ctx, row, "intent.reminder",
+                     details={"wait_id": wait_id, "remind_count": count, "assignees": names})  # fmt: skip
+        if count < task.max_reminders or task.escalate_to is not None:
+            _add_timer(
+                tx,
+                "reminder",
+                row.intent_id,
+                wait_id,
+                tstext(ctx.now + timedelta(seconds=interval)),
+            )
+        return
+    if task.escalate_to is None:
+        return
+    target = task.escalate_to
+    group = target.removeprefix("group:") if target.startswith("group:") else None
+    moved = task.model_copy(
+        update={"assignees": [] if group else [target], "groups": [group] if group else []}
+    )
+    spec = loads(load_wait_row(tx, wait_id)[5], "wait spec")
+    spec["human_task"] = moved.model_dump(mode="json")
+    tx.execute(
+        "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
+        (dumps(spec), _assignees(moved), wait_id),
+    )
+    append_event(tx, ctx, row, "intent.escalated",
+                 details={"wait_id": wait_id, "from": names, "to": target, "reminders": count - 1})  # fmt: skip

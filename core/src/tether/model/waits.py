@@ -91,6 +91,18 @@ class HumanTask(Model):
     assignees: Annotated[list[str], Field(max_length=20)] = []
     groups: Annotated[list[str], Field(max_length=20)] = []
     form_schema: dict[str, Any] | None = None
+    remind_after_seconds: (
+        Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)] | None
+    ) = None
+    """Remind the assignees this long after the task opens (an ``intent.reminder`` event)..."""
+    remind_interval_seconds: (
+        Annotated[float, Field(gt=0, le=MAX_SECONDS, allow_inf_nan=False)] | None
+    ) = None
+    """...and again at this interval (default: ``remind_after_seconds``)..."""
+    max_reminders: Annotated[int, Field(ge=0, le=100)] = 3
+    """...at most this many times; then, with ``escalate_to``, the task is handed to that
+    person or group (``group:name``) and an ``intent.escalated`` event is recorded."""
+    escalate_to: Annotated[str, Field(min_length=1, max_length=255)] | None = None
 
     @field_validator("allowed_outcomes")
     @classmethod

@@ -15,7 +15,7 @@ from ..engine import Engine
 from ..errors import Forbidden, InvalidRequest
 from ..model import FeedItem, Principal, PrincipalKind, Status
 from .auth import AGENTS, require
-from .bodies import Body
+from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
 from .deps import JSONModel, changes, engine
 
@@ -55,7 +55,7 @@ async def stream(
     who: Agent,
     e: EngineDep,
     feed: Feed,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     wait_seconds: Annotated[int, Query(ge=1, le=60)] = 15,
     status: str | None = None,
 ) -> StreamingResponse:
@@ -93,7 +93,7 @@ async def poll(
     who: Agent,
     e: EngineDep,
     feed: Feed,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
     status: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,

@@ -24,6 +24,9 @@ from ..model import (
 )
 from ..model.waits import MAX_SECONDS
 
+MAX_SEQ = 2**62
+"""Upper bound of sequence numbers and versions in requests (they are 64-bit in storage)."""
+
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
 
@@ -32,9 +35,34 @@ class Body(BaseModel):
 
 
 class CreateIntent(NewIntent):
-    """AXP's create request: ``correlation_id`` is required and a UUID."""
+    """AXP's create request: ``correlation_id`` is required and a UUID; AXP's reminder fields
+    apply to the ``human_task``."""
 
     correlation_id: Annotated[str, Field(pattern=UUID_PATTERN)]
+    remind_after_seconds: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+    remind_interval_seconds: Annotated[float, Field(gt=0, le=MAX_SECONDS)] | None = None
+    max_reminders: Annotated[int, Field(ge=0, le=100)] | None = None
+    escalate_to: Annotated[str, Field(min_length=1, max_length=255)] | None = None
+
+    def to_new_intent(self) -> NewIntent:
+        reminders = {
+            k: v
+            for k in (
+                "remind_after_seconds",
+                "remind_interval_seconds",
+                "max_reminders",
+                "escalate_to",
+            )
+            if (v := getattr(self, k)) is not None
+        }
+        task = self.human_task
+        if reminders and task is None:
+            raise ValueError("reminder fields apply to a human_task")
+        if task is not None and reminders:
+            task = task.model_copy(update=reminders)
+        fields = self.model_dump(exclude={*reminders, "remind_after_seconds", "remind_interval_seconds",
+                                          "max_reminders", "escalate_to", "human_task"})  # fmt: skip
+        return NewIntent(**fields, human_task=task)
 
 
 class Created(Body):
@@ -199,7 +227,7 @@ class StepList(Body):
 class PutState(Body):
     key: Annotated[str, Field(min_length=1, max_length=255)] = "default"
     data: Any = None
-    expected_version: Annotated[int, Field(ge=0)]
+    expected_version: Annotated[int, Field(ge=0, le=MAX_SEQ)]
 
 
 class StateOut(Body):

@@ -17,6 +17,7 @@ from ..errors import InvalidRequest
 from ..model import TERMINAL, ErrorInfo, Principal, Status
 from . import bodies as b
 from .auth import AGENTS, ANYONE, require
+from .bodies import MAX_SEQ
 from .changes import ChangeFeed
 from .deps import JSONModel, changes, engine, lease_token
 
@@ -37,7 +38,11 @@ def create_intent(
 ) -> JSONModel:
     """Create an intent. The same ``Idempotency-Key`` with the same body returns the same
     intent; with another body, 409. With ``human_task`` it waits for a person at once."""
-    intent = e.create_intent(body, idempotency_key=idempotency_key, actor=who)
+    try:
+        request = body.to_new_intent()
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from None
+    intent = e.create_intent(request, idempotency_key=idempotency_key, actor=who)
     return JSONModel(
         b.Created(
             intent_id=intent.intent_id,
@@ -76,7 +81,7 @@ async def get_intent(
     e: EngineDep,
     feed: Annotated[ChangeFeed, Depends(changes)],
     wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
-    after_seq: Annotated[int | None, Query(ge=0)] = None,
+    after_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
 ) -> JSONModel:
     """With ``wait_seconds``, returns as soon as the intent changes past ``after_seq`` (default:
     its seq when the request arrived), or ends, or the time is up."""
@@ -99,7 +104,7 @@ def list_events(
     intent_id: str,
     who: Anyone,
     e: EngineDep,
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> JSONModel:
     return JSONModel(
@@ -118,7 +123,7 @@ async def stream_events(
     who: Anyone,
     e: EngineDep,
     feed: Annotated[ChangeFeed, Depends(changes)],
-    since: Annotated[int, Query(ge=0)] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     wait_seconds: Annotated[int, Query(ge=1, le=60)] = 15,
     last_event_id: Annotated[str | None, Header()] = None,
 ) -> StreamingResponse:
