@@ -177,3 +177,26 @@ def test_deliveries_survive_the_server_being_killed(tmp_path: Path, receiver: Re
         server.process.wait(10)
     assert [r.event["seq"] for r in receiver.received] == [1, 2, 3, 4]
     assert {r.event["intent_id"] for r in receiver.received} == {intent_id}
+
+
+def test_axp_inbox_event_types(tmp_path: Path) -> None:
+    with tether.connect(f"sqlite:///{tmp_path / 'w.db'}") as local:
+        sub = local.engine.subscribe("http://127.0.0.1:9/hook", ["inbox.thread_created", "inbox.reply_received",
+                                                                 "inbox.thread_updated"])  # fmt: skip
+        intent = local.create_intent(
+            "refund.request.v1", AGENT, human_task=tether.HumanTask(title="ok?")
+        )
+        alice = local.as_actor(tether.Principal.human("alice"))
+        alice.reply(intent.intent_id, "looking")
+        alice.approve(intent.intent_id)
+        lease = local.start(intent.intent_id)
+        local.wait_for_time(intent.intent_id, seconds=60, lease=lease)  # not a thread change
+        queued = [
+            (d.event_type, d.payload["data"]["event_type"])
+            for d in local.engine.list_deliveries(sub.subscription_id)
+        ]
+    assert queued == [
+        ("inbox.thread_created", "intent.human_task_assigned"),
+        ("inbox.reply_received", "intent.reply"),
+        ("inbox.thread_updated", "intent.resumed"),
+    ]

@@ -131,8 +131,21 @@ def revoke(tx: Tx, ctx: Ctx, subscription_id: str) -> Subscription:
     return _subscription(row)
 
 
+_INBOX_ALIASES = {
+    "intent.human_task_assigned": "inbox.thread_created",
+    "intent.reply": "inbox.reply_received",
+    "intent.resumed": "inbox.thread_updated",
+    "intent.delegated": "inbox.thread_updated",
+    "intent.escalated": "inbox.thread_updated",
+    "intent.reminder": "inbox.thread_updated",
+}
+"""AXP's inbox event types, raised by the intent events that change a thread."""
+
+
 def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
-    """Queue ``event`` for every matching live subscription (same transaction as the event)."""
+    """Queue ``event`` for every matching live subscription (same transaction as the event).
+    A subscription to an AXP inbox type gets the intent events that change a thread under
+    that type; one to ``*`` gets every event once, under its own type."""
     subs = tx.all(
         "SELECT subscription_id, event_types FROM webhook_subscriptions "
         "WHERE workspace = ? AND revoked_at IS NULL",
@@ -140,18 +153,23 @@ def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
     )
     if not subs:
         return
-    payload = None
+    kind = event["event_type"]
+    alias = _INBOX_ALIASES.get(kind)
+    if kind == "intent.resumed" and event.get("details", {}).get("kind") != "human":
+        alias = None
     for sub_id, types in subs:
         wanted = json.loads(types)
-        if "*" not in wanted and event["event_type"] not in wanted:
+        if "*" in wanted or kind in wanted:
+            as_type = kind
+        elif alias is not None and alias in wanted:
+            as_type = alias
+        else:
             continue
-        payload = payload or dumps(
-            {"type": event["event_type"], "timestamp": ctx.now_text, "data": event}
-        )
+        payload = dumps({"type": as_type, "timestamp": ctx.now_text, "data": event})
         tx.execute(
             f"INSERT INTO webhook_deliveries ({_DEL}) "
             "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?, NULL)",
-            (f"msg_{new_id()}", sub_id, event["intent_id"], event["seq"], event["event_type"], payload,
+            (f"msg_{new_id()}", sub_id, event["intent_id"], event["seq"], as_type, payload,
              ctx.now_text, ctx.now_text),
         )  # fmt: skip
 
