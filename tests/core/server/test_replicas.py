@@ -42,6 +42,53 @@ def h(key: str) -> dict[str, str]:
     return {"x-api-key": key}
 
 
+class StepLoad:
+    """Record journal steps on one intent as fast as possible; remember what was acknowledged."""
+
+    def __init__(self, key: str, target: str) -> None:
+        self.key, self.target = key, target
+        self.acked: list[str] = []
+        self.statuses: list[int] = []
+        self.stop = threading.Event()
+
+    def run(self, server: Server, prefix: str, *, through_outages: bool) -> None:
+        with httpx.Client(timeout=15) as http:
+            n = 0
+            while not self.stop.is_set():
+                step = f"{prefix}-{n}"
+                try:
+                    r = http.post(f"{server.url}/v1/intents/{self.target}/steps",
+                                  json={"key": step, "result": n}, headers=h(self.key))  # fmt: skip
+                except httpx.TransportError:
+                    if not through_outages:
+                        return  # the replica is gone; what it acknowledged is checked after
+                    self.statuses.append(0)
+                    continue
+                self.statuses.append(r.status_code)
+                if r.status_code == 200:
+                    self.acked.append(step)
+                else:
+                    assert r.status_code == 503, r.text  # the database is down: 503, never 500
+                    time.sleep(0.05)
+                n += 1
+
+    def start(
+        self, servers: list[Server], per_server: int, *, through_outages: bool
+    ) -> list[threading.Thread]:
+        threads = [
+            threading.Thread(
+                target=self.run,
+                args=(s, f"{s.url[-5:]}-{i}"),
+                kwargs={"through_outages": through_outages},
+            )
+            for s in servers
+            for i in range(per_server)
+        ]
+        for t in threads:
+            t.start()
+        return threads
+
+
 def create(url: str, key: str, **extra: object) -> dict[str, object]:
     body = {"intent_type": "refund.request.v1", "to_agent": AGENT, "correlation_id": str(uuid.uuid4()),
             "payload": {}, **extra}  # fmt: skip
@@ -110,37 +157,15 @@ def test_sigkill_of_a_replica_loses_nothing_and_its_work_is_taken_over(
                         headers={**h(keys["agent"]), "X-Lease-Token": lease["token"]})  # fmt: skip
     assert opened.status_code == 200
 
-    target = create(a.url, keys["agent"])["intent_id"]
-    acked: list[str] = []
-    stop = threading.Event()
-
-    def load(server: Server, prefix: str) -> None:
-        with httpx.Client(timeout=10) as http:
-            n = 0
-            while not stop.is_set():
-                key = f"{prefix}-{n}"
-                try:
-                    r = http.post(f"{server.url}/v1/intents/{target}/steps", json={"key": key, "result": n},
-                                  headers=h(keys["agent"]))  # fmt: skip
-                except httpx.TransportError:
-                    return  # the replica is gone; what it acknowledged is recorded below
-                if r.status_code == 200:
-                    acked.append(key)
-                n += 1
-
-    workers = [
-        threading.Thread(target=load, args=(s, s.url[-5:] + str(i)))
-        for s in (a, b)
-        for i in range(2)
-    ]
-    for w in workers:
-        w.start()
+    load = StepLoad(keys["agent"], create(a.url, keys["agent"])["intent_id"])
+    workers = load.start([a, b], 2, through_outages=False)
     time.sleep(1.0)
     os.kill(b.process.pid, signal.SIGKILL)
     time.sleep(1.0)
-    stop.set()
+    load.stop.set()
     for w in workers:
         w.join(20)
+    acked, target = load.acked, load.target
     assert acked
     steps = httpx.get(f"{a.url}/v1/intents/{target}/steps", headers=h(keys["agent"])).json()[
         "steps"
@@ -176,33 +201,9 @@ def _pg(action: str) -> None:
 @pytest.mark.slow
 def test_postgres_restart_under_load(replicas: tuple[list[Server], dict[str, str]]) -> None:
     (a, b, _), keys = replicas
-    target = create(a.url, keys["agent"])["intent_id"]
-    acked: list[str] = []
-    statuses: list[int] = []
-    stop = threading.Event()
-
-    def load(server: Server, prefix: str) -> None:
-        with httpx.Client(timeout=15) as http:
-            n = 0
-            while not stop.is_set():
-                key = f"{prefix}-{n}"
-                try:
-                    r = http.post(f"{server.url}/v1/intents/{target}/steps", json={"key": key, "result": n},
-                                  headers=h(keys["agent"]))  # fmt: skip
-                except httpx.TransportError:
-                    statuses.append(0)
-                    continue
-                statuses.append(r.status_code)
-                if r.status_code == 200:
-                    acked.append(key)
-                else:
-                    assert r.status_code == 503, r.text
-                    time.sleep(0.05)
-                n += 1
-
-    workers = [threading.Thread(target=load, args=(s, f"{s.url[-5:]}")) for s in (a, b)]
-    for w in workers:
-        w.start()
+    load = StepLoad(keys["agent"], create(a.url, keys["agent"])["intent_id"])
+    workers = load.start([a, b], 1, through_outages=True)
+    acked, statuses, stop, target = load.acked, load.statuses, load.stop, load.target
     try:
         time.sleep(1.0)
         _pg("stop")
