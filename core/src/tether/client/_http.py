@@ -377,9 +377,6 @@ class HttpBackend:
     def fire_due_timers(self, *, limit: int = 500) -> int:
         return int(self._post("/v1/timers/fire")["fired"])
 
-    def next_timer_due(self) -> str | None:
-        return None  # the server fires its own timers
-
     # -- journal and state -------------------------------------------------------------------
 
     def get_step(self, intent_id: str, key: str, *, actor: Principal | None = None) -> Step | None:

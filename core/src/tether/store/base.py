@@ -5,10 +5,14 @@ a dialect decides how those transactions reach the database and how writes are m
 from __future__ import annotations
 
 import abc
+import logging
+import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
+logger = logging.getLogger("tether.store")
 
 Row = tuple[Any, ...]
 
@@ -47,19 +51,53 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def read(self, fn: Callable[[Tx], T]) -> T: ...
 
-    @abc.abstractmethod
+    # -- change notification, shared by the dialects ----------------------------------------
+
+    _poll_seconds: float = 1.0
+
+    def _init_changes(self) -> None:
+        self._cond = threading.Condition()
+        self._counter = 0
+        self._listeners: list[Callable[[], None]] = []
+
+    def _notify(self) -> None:
+        """Something may have changed: wake waiters and tell listeners."""
+        with self._cond:
+            self._counter += 1
+            self._cond.notify_all()
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:  # a listener's failure must not stop the store's thread
+                logger.exception("store listener failed")
+
+    def _poll_external(self) -> bool:
+        """Whether another process changed the store (dialects that can tell cheaply)."""
+        return False
+
+    @property
+    def change_counter(self) -> int:
+        return self._counter
+
+    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
+        """Call ``callback`` (from the store's own thread, so keep it short) after every
+        change this process learns of; return a function that unsubscribes it."""
+        self._listeners.append(callback)
+        return lambda: self._listeners.remove(callback)
+
     def wait_for_change(self, seen: int, timeout: float) -> int:
         """Block until a change newer than ``seen`` may exist (or ``timeout``); return the
         current change counter. Wake-ups may be spurious; callers re-read."""
-
-    @property
-    @abc.abstractmethod
-    def change_counter(self) -> int: ...
-
-    @abc.abstractmethod
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from the store's own thread, so keep it short) after every
-        durable commit of this process; return a function that unsubscribes it."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._counter == seen:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._cond.wait(min(remaining, self._poll_seconds))
+                if self._counter == seen and self._poll_external():
+                    self._counter += 1
+            return self._counter
 
     @property
     @abc.abstractmethod

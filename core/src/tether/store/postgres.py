@@ -9,12 +9,10 @@ catch-up so a lost notification delays an event but never loses it.
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
-from urllib.parse import parse_qs, urlparse
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -26,7 +24,6 @@ from .migrations import apply_migrations_pg
 from .schema import MIGRATIONS, Migration
 
 T = TypeVar("T")
-logger = logging.getLogger("tether.store")
 
 CATCH_UP_SECONDS = 1.0
 """How often waiters re-read even without a notification."""
@@ -88,9 +85,8 @@ class PostgresStore(Store):
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
             kwargs={"autocommit": False},
         )  # fmt: skip
-        self._cond = threading.Condition()
-        self._counter = 0
-        self._listeners: list[Callable[[], None]] = []
+        self._init_changes()
+        self._poll_seconds = CATCH_UP_SECONDS
         self._closed = False
         self._listen_thread = threading.Thread(
             target=self._listen, name="tether-pg-listen", daemon=True
@@ -128,7 +124,7 @@ class PostgresStore(Store):
         if writing:
             for callback in tx.callbacks:
                 callback()
-            self._changed()
+            self._notify()
         return result
 
     def write(self, fn: Callable[[Tx], T]) -> T:
@@ -139,54 +135,22 @@ class PostgresStore(Store):
 
     # -- change notification -----------------------------------------------------------------
 
-    def _changed(self) -> None:
-        with self._cond:
-            self._counter += 1
-            self._cond.notify_all()
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:
-                logger.exception("store listener failed")
-
     def _listen(self) -> None:
         """LISTEN for other replicas' commits; reconnect when PostgreSQL goes away."""
         while not self._closed:
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
-                    self._changed()  # catch up on anything missed while disconnected
+                    self._notify()  # catch up on anything missed while disconnected
                     while not self._closed:
-                        got = any(
-                            True for _ in conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1)
-                        )
-                        self._changed() if got else self._catch_up()
+                        for _ in conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1):
+                            pass
+                        # a notification, or the periodic catch-up: either way waiters and
+                        # listeners re-read, so a lost NOTIFY delays an event, never loses it
+                        self._notify()
             except psycopg.Error:
                 if not self._closed:
                     time.sleep(0.5)
-
-    def _catch_up(self) -> None:
-        with self._cond:
-            self._counter += 1
-            self._cond.notify_all()
-
-    @property
-    def change_counter(self) -> int:
-        return self._counter
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback)
-
-    def wait_for_change(self, seen: int, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._counter == seen:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(remaining)
-            return self._counter
 
     def close(self) -> None:
         if self._closed:
@@ -200,12 +164,3 @@ class PostgresStore(Store):
             pass
         self._pool.close()
         self._listen_thread.join(CATCH_UP_SECONDS + 6)
-
-
-def schema_of(url: str) -> str | None:
-    """The schema a URL's ``options=-c search_path=...`` selects, if any."""
-    options = parse_qs(urlparse(url).query).get("options", [""])[0]
-    for part in options.split():
-        if part.startswith("search_path="):
-            return part.split("=", 1)[1].split(",")[0]
-    return None

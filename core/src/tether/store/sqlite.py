@@ -17,7 +17,6 @@ import logging
 import queue
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -87,7 +86,7 @@ class SQLiteStore(Store):
         self.url = f"sqlite:///{self.path}"
         self._busy_timeout = busy_timeout
         self._max_batch = max_batch
-        self._poll_interval = poll_interval
+        self._poll_seconds = poll_interval
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._wconn = self._connect()
@@ -101,10 +100,8 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._readers_lock = threading.Lock()
         self._watch = self._connect()
-        self._watch_version = self._data_version()
-        self._cond = threading.Condition()
-        self._counter = 0
-        self._listeners: list[Callable[[], None]] = []
+        self._watch_version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        self._init_changes()
         self._closed = False
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="tether-sqlite-writer", daemon=True)
@@ -228,14 +225,7 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             self._fail(batch, StoreError(f"commit failed, nothing of it was stored: {exc}"))
             return
-        with self._cond:
-            self._counter += 1
-            self._cond.notify_all()
-        for listener in list(self._listeners):
-            try:
-                listener()
-            except Exception:  # a listener's failure must not stop the writer
-                logger.exception("store listener failed")
+        self._notify()
         for job, tx, value, error in outcomes:
             if error is not None:
                 job.future.set_exception(error)
@@ -255,41 +245,21 @@ class SQLiteStore(Store):
 
     # -- change notification -----------------------------------------------------------------
 
-    @property
-    def change_counter(self) -> int:
-        return self._counter
-
-    def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        self._listeners.append(callback)
-        return lambda: self._listeners.remove(callback)
+    def _poll_external(self) -> bool:
+        """True if another process committed since the last check (WAL ``data_version``)."""
+        version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
+        if version == self._watch_version:
+            return False
+        self._watch_version = version
+        return True
 
     def external_change(self) -> bool:
-        """True if another process committed since the last check (WAL data_version)."""
+        """Like :meth:`_poll_external`, and counts the change (for the server's change feed)."""
         with self._cond:
-            version = self._data_version()
-            if version == self._watch_version:
+            if not self._poll_external():
                 return False
-            self._watch_version = version
             self._counter += 1
             return True
-
-    def _data_version(self) -> int:
-        value: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
-        return value
-
-    def wait_for_change(self, seen: int, timeout: float) -> int:
-        deadline = time.monotonic() + timeout
-        with self._cond:
-            while self._counter == seen:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                self._cond.wait(min(remaining, self._poll_interval))
-                version = self._data_version()  # commits made by other processes
-                if version != self._watch_version:
-                    self._watch_version = version
-                    self._counter += 1
-            return self._counter
 
     # -- lifecycle ---------------------------------------------------------------------------
 
