@@ -41,3 +41,17 @@ def refund(ctx: tether.WorkContext) -> dict[str, object]:
 
     ctx.step("pay", pay)
     return {"refunded": True, "amount": amount}
+
+
+@worker.handler("batch.process.v1")
+def batch(ctx: tether.WorkContext) -> dict[str, object]:
+    """Many small steps: each is a boundary where a kill or pause stops the handler."""
+    pause = float(os.environ.get("TETHER_TEST_ITEM_SECONDS", "0.02"))
+    for n in range(int(ctx.intent.payload["items"])):
+
+        def item(n: int = n) -> str:
+            time.sleep(pause)
+            return effect(f"item:{n}")
+
+        ctx.step(f"item:{n}", item)
+    return {"items": ctx.intent.payload["items"]}

@@ -158,3 +158,37 @@ def test_inbox_show(db_url: str, waiting: str) -> None:
     )
     data = json.loads(tether_cmd("inbox", "show", waiting, "--db", db_url, "--json").stdout)
     assert data["intent"]["human_task"]["title"] == "Refund 120?" and len(data["events"]) == 4
+
+
+def test_agents_commands(db_url: str) -> None:
+    with tether.connect(db_url) as client:
+        new_intent(client)
+    ops = {"TETHER_ACTOR": "ops-oncall"}
+    policy = tether_cmd("agents", "policy", "test/refunds", "--allow-tool", "search_*",
+                        "--max-cost-day", "20", "--on-breach", "require_approval",
+                        "--db", db_url, "--json", env=ops)  # fmt: skip
+    assert policy.returncode == 0, policy.stderr
+    agent = json.loads(policy.stdout)
+    assert agent["generation"] == 1 and agent["policy"]["tools"]["allow"] == ["search_*"]
+    assert agent["policy"]["cost"]["action_on_breach"] == "require_approval"
+    stale = tether_cmd(
+        "agents", "kill", "agent://test/refunds", "--generation", "0", "--db", db_url
+    )
+    assert stale.returncode == 1 and "stale_generation" in stale.stderr
+    killed = tether_cmd(
+        "agents", "kill", "test/refunds", "--reason", "loop", "--db", db_url, env=ops
+    )
+    assert killed.returncode == 0 and "killed (generation 2)" in killed.stdout
+    listed = tether_cmd("agents", "list", "--status", "killed", "--db", db_url, "--json")
+    assert [a["address"] for a in json.loads(listed.stdout)] == ["agent://test/refunds"]
+    shown = tether_cmd("agents", "show", "test/refunds", "--db", db_url)
+    assert "killed (loop)" in shown.stdout and "agent.killed" in shown.stdout
+    assert tether_cmd("agents", "resume", "test/refunds", "--db", db_url, env=ops).returncode == 0
+    log = json.loads(tether_cmd("agents", "events", "--db", db_url, "--json").stdout)
+    assert [(e["event_type"], e["actor"]) for e in log] == [
+        ("agent.policy_updated", "admin:ops-oncall"),
+        ("agent.killed", "admin:ops-oncall"),
+        ("agent.resumed", "admin:ops-oncall"),
+    ]
+    bad = tether_cmd("agents", "policy", "test/refunds", "--max-cost-day", "-5", "--db", db_url)
+    assert bad.returncode == 1 and "invalid_policy" in bad.stderr

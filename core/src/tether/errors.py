@@ -100,6 +100,12 @@ class VersionConflict(Conflict):
     code = "version_conflict"
 
 
+class StaleGeneration(VersionConflict):
+    """An agent's policy or status changed since the generation the caller read (409)."""
+
+    code = "stale_generation"
+
+
 class WaitResolved(Conflict):
     """The wait was already resolved (or timed out, or was canceled)."""
 
@@ -110,6 +116,47 @@ class LeaseLost(Conflict):
     """The caller's lease on the intent expired or was taken by another worker."""
 
     code = "lease_lost"
+
+
+class AgentStopped(Forbidden):
+    """The agent may not go on now (403): killed, paused, or held for a person's approval.
+
+    Raised at a boundary (a step, a tool call, a model turn, a claim). The intent is not
+    failed: its lease is released and it is claimed again once the agent may work. Workers
+    and adapters catch this class to stop quietly.
+    """
+
+    code = "agent_stopped"
+
+
+class AgentKilled(AgentStopped):
+    """The agent is killed: new intents to or from it are refused, running ones stop."""
+
+    code = "agent_killed"
+
+
+class AgentPaused(AgentStopped):
+    """The agent is paused: its work is held, not failed, until it is resumed."""
+
+    code = "agent_paused"
+
+
+class ApprovalPending(AgentStopped):
+    """The intent crossed its agent's spend cap and waits for a person to approve going on."""
+
+    code = "spend_approval_pending"
+
+
+class ToolDenied(Forbidden):
+    """The agent's tool scope does not allow this tool (403); the denial is on the audit trail."""
+
+    code = "tool_not_allowed"
+
+
+class SenderNotAllowed(Forbidden):
+    """The receiving agent's send policy does not accept intents from this sender (403)."""
+
+    code = "sender_not_allowed"
 
 
 class PayloadTooLarge(TetherError):
@@ -194,5 +241,10 @@ def error_from_wire(status: int, body: Any) -> TetherError:
     details = err.get("details") or {}
     message = str(err.get("message", ""))
     if cls is RateLimited:
-        return RateLimited(message, retry_after=float(details.get("retry_after", 1.0)), code=code)
+        return RateLimited(
+            message,
+            retry_after=float(details.get("retry_after", 1.0)),
+            code=code or None,
+            details=details,
+        )
     return cls(message, code=code or None, details=details)

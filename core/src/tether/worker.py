@@ -25,13 +25,14 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
 from .client import Client, default_owner
-from .errors import LeaseLost, TetherError
+from .errors import AgentStopped, IntentTerminal, LeaseLost, TetherError
 from .model import (
     Claim,
     ErrorInfo,
@@ -39,6 +40,7 @@ from .model import (
     Intent,
     Lease,
     OnTimeout,
+    UsageReport,
     Wait,
     WaitKind,
     WaitSpec,
@@ -88,8 +90,38 @@ class WorkContext:
         return self._lost.is_set()
 
     def step(self, key: str, fn: Callable[[], T]) -> T:
-        """Run ``fn`` once for this intent and key; later runs get its recorded result."""
+        """Run ``fn`` once for this intent and key; later runs get its recorded result.
+
+        Each step is a boundary: a killed or paused agent stops here (see :meth:`check`).
+        """
+        self.check()
         return self.client.step(self.intent.intent_id, key, fn, lease=self.lease)
+
+    def tool(self, name: str, fn: Callable[[], T], *, key: str | None = None) -> T:
+        """Call the tool ``name`` once (a step keyed ``key``, default ``tool:<name>``), if the
+        agent's tool scope allows it; :class:`tether.ToolDenied` if not."""
+        self.client.authorize_tool(self.intent.intent_id, name, lease=self.lease)
+        return self.client.step(self.intent.intent_id, key or f"tool:{name}", fn, lease=self.lease)
+
+    def check(self) -> None:
+        """A boundary: raises :class:`tether.AgentStopped` if the agent was killed or paused
+        (or the intent waits for a spend approval), :class:`tether.IntentTerminal` if the
+        intent was canceled. The worker stops the handler quietly on either."""
+        self.client.check(self.intent.intent_id, lease=self.lease)
+
+    def report_usage(
+        self,
+        *,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+    ) -> UsageReport:
+        """Record a model turn's usage on this intent (its agent's spend)."""
+        return self.client.report_usage(
+            self.intent.intent_id, model=model, tokens_in=tokens_in, tokens_out=tokens_out,
+            cost_usd=cost_usd, lease=self.lease,
+        )  # fmt: skip
 
     def _resume_or_open(self, key: str, spec: Callable[[], WaitSpec]) -> Wait:
         """The wait under ``key`` if it has ended; otherwise (opening it first if this is the
@@ -183,6 +215,7 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.handlers: dict[str, Handler] = {}
         self._stop = threading.Event()
+        self._last_beat = -1e9
 
     def handler(self, intent_type: str) -> Callable[[Handler], Handler]:
         """Register ``fn`` for ``intent_type``."""
@@ -206,8 +239,16 @@ class Worker:
         return done
 
     def run_once(self) -> bool:
-        """Claim one intent and run its handler; wait up to ``poll_seconds`` for work."""
+        """Claim one intent and run its handler; wait up to ``poll_seconds`` for work.
+
+        While the agent is paused or killed the worker claims nothing; its guard wakes it
+        as soon as the agent is resumed."""
         client = self._client()
+        self._beat(client)
+        guard = client.guard(self.agent)
+        if guard.stopped:
+            guard.wait_until_active(self.poll_seconds)
+            return False
         claim = client.claim(
             self.agent, owner=self.owner, lease_seconds=self.lease_seconds,
             intent_types=list(self.handlers) or None,
@@ -238,6 +279,10 @@ class Worker:
             client.complete(intent_id, result, lease=claim.lease)
         except Suspended as suspended:
             logger.info("intent %s waits (%s)", intent_id, suspended.wait.kind.value)
+        except AgentStopped as stopped:
+            logger.info("intent %s held: %s", intent_id, stopped.message)
+        except IntentTerminal:
+            logger.info("intent %s ended while it ran (canceled?); stopped", intent_id)
         except LeaseLost:
             logger.warning("lost the lease on intent %s; another worker continues it", intent_id)
         except Exception as exc:
@@ -253,6 +298,17 @@ class Worker:
         finally:
             beating.set()
             beat.join()
+
+    def _beat(self, client: Client) -> None:
+        """The agent's heartbeat (its health in the mesh), at most every 10 seconds."""
+        now = time.monotonic()
+        if now - self._last_beat < 10.0:
+            return
+        self._last_beat = now
+        try:
+            client.agent_heartbeat(self.agent)
+        except TetherError:
+            logger.warning("agent heartbeat failed", exc_info=True)
 
     def _heartbeat(self, client: Client, ctx: WorkContext, done: threading.Event) -> None:
         while not done.wait(self.lease_seconds / 3):

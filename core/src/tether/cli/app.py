@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from .. import __version__
-from . import audit, inbox, intents, serve, webhooks
+from . import agents, audit, inbox, intents, serve, webhooks
 
 app = typer.Typer(
     help="tether: durable execution for AI agents.",
@@ -17,6 +17,7 @@ app.add_typer(inbox.app, name="inbox")
 app.add_typer(audit.app, name="audit")
 app.add_typer(serve.keys_app, name="keys")
 app.add_typer(webhooks.app, name="webhooks")
+app.add_typer(agents.app, name="agents")
 app.command("serve")(serve.serve)
 app.command("migrate")(serve.migrate)
 app.command("worker")(serve.worker)

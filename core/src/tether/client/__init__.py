@@ -10,6 +10,7 @@ from ..model import Principal
 from ..settings import Settings
 from ..store import open_store
 from ._async import AsyncClient
+from ._guard import AgentGuard
 from ._http import HttpBackend
 from ._sync import Client, default_owner
 
@@ -72,6 +73,7 @@ def person_from_settings(settings: Settings) -> Principal:
 
 
 __all__ = [
+    "AgentGuard",
     "AsyncClient",
     "Client",
     "connect",

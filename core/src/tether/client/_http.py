@@ -19,28 +19,36 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
+    wait_exponential,
+    wait_random,
 )
 
 from ..clock import Clock, to_text
 from ..errors import InvalidRequest, TetherError, WaitTimeout, error_from_wire
 from ..model import (
+    Agent,
+    AgentPolicy,
+    AgentStatus,
     ApiKey,
     ChainReport,
     Claim,
     ErrorInfo,
     Event,
     FeedItem,
+    Health,
     Intent,
     KeyRole,
     Lease,
+    MeshEvent,
     NewIntent,
     NewKey,
     Page,
     Principal,
+    SpendWindow,
     StateRecord,
     Status,
     Step,
+    UsageReport,
     Wait,
     WaitSpec,
 )
@@ -62,7 +70,19 @@ def _retry_wait(state: RetryCallState) -> float:
                 return min(float(after), 30.0)
             except ValueError:
                 pass
-    return wait_exponential_jitter(initial=0.1, max=5.0)(state)
+    return (wait_exponential(multiplier=0.1, max=5.0) + wait_random(0, 0.1))(state)
+
+
+def _policy(response: httpx.Response) -> bool:
+    """A 429 from an agent's policy (its intent limit or spend cap) is an answer, not a
+    transient overload: retrying within seconds would only be refused again."""
+    if response.status_code != 429:
+        return False
+    try:
+        code = response.json()["error"]["code"]
+    except (ValueError, KeyError, TypeError):
+        return False
+    return code in ("intent_limit_exceeded", "spend_cap_exceeded")
 
 
 def _is_retryable(exc: BaseException) -> bool:
@@ -129,7 +149,7 @@ class HttpBackend:
                 headers={**(headers or {}), "content-type": "application/json"},
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )  # fmt: skip
-            if retry_it and response.status_code in _RETRY_STATUS:
+            if retry_it and response.status_code in _RETRY_STATUS and not _policy(response):
                 raise _Retryable(response)
             return response
 
@@ -489,6 +509,127 @@ class HttpBackend:
 
     def release_lease(self, intent_id: str, token: str, *, actor: Principal | None = None) -> None:
         self._post(f"/v1/intents/{intent_id}/lease/release", {"token": token})
+
+    # -- mesh --------------------------------------------------------------------------------
+
+    @staticmethod
+    def _agent_path(address: str) -> str:
+        return f"/v1/mesh/agents/{address.removeprefix('agent://')}"
+
+    def get_agent(self, address: str, *, actor: Principal | None = None) -> Agent:
+        return Agent.model_validate(self._get(self._agent_path(address))["agent"])
+
+    def register_agent(self, address: str, *, actor: Principal | None = None) -> Agent:
+        return Agent.model_validate(self._post("/v1/mesh/agents", {"address": address})["agent"])
+
+    def list_agents(
+        self,
+        *,
+        status: AgentStatus | None = None,
+        health: Health | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[Agent]:
+        params = {"status": status, "health": health, "after": after, "limit": limit}
+        data = self._get("/v1/mesh/agents", params)
+        return [Agent.model_validate(a) for a in data["agents"]]
+
+    def set_agent_status(
+        self,
+        address: str,
+        status: AgentStatus,
+        *,
+        reason: str | None = None,
+        generation: int | None = None,
+        actor: Principal | None = None,
+    ) -> Agent:
+        verb = {AgentStatus.KILLED: "kill", AgentStatus.PAUSED: "pause"}.get(status, "resume")
+        body = {"reason": reason, "generation": generation}
+        return Agent.model_validate(
+            self._post(f"{self._agent_path(address)}/{verb}", body)["agent"]
+        )
+
+    def set_agent_policy(
+        self,
+        address: str,
+        policy: AgentPolicy,
+        *,
+        generation: int | None = None,
+        actor: Principal | None = None,
+    ) -> Agent:
+        body = {**policy.model_dump(mode="json"), "generation": generation}
+        data = self._send("PUT", f"{self._agent_path(address)}/policy", json=body)
+        return Agent.model_validate(data["agent"])
+
+    def agent_heartbeat(
+        self,
+        address: str,
+        metrics: dict[str, Any] | None = None,
+        *,
+        actor: Principal | None = None,
+    ) -> Agent:
+        data = self._post("/v1/mesh/heartbeat", {"address": address, "metrics": metrics})
+        return Agent.model_validate(data["agent"])
+
+    def mesh_events(
+        self,
+        *,
+        agent: str | None = None,
+        event_type: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+        actor: Principal | None = None,
+    ) -> list[MeshEvent]:
+        params = {"agent": agent, "event_type": event_type, "after": after, "limit": limit}
+        return [
+            MeshEvent.model_validate(ev) for ev in self._get("/v1/mesh/events", params)["events"]
+        ]
+
+    def check(
+        self,
+        intent_id: str,
+        *,
+        tool: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> None:
+        self._post(f"/v1/intents/{intent_id}/check", {"tool": tool}, lease=lease_token)
+
+    def report_usage(
+        self,
+        intent_id: str,
+        *,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> UsageReport:
+        body = {"model": model, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                "cost_usd": cost_usd}  # fmt: skip
+        data = self._post(f"/v1/intents/{intent_id}/usage", body, lease=lease_token)
+        return UsageReport.model_validate(data["usage"])
+
+    def intent_usage(self, intent_id: str, *, actor: Principal | None = None) -> SpendWindow:
+        return SpendWindow.model_validate(self._get(f"/v1/intents/{intent_id}/usage")["usage"])
+
+    def watch_agent(
+        self,
+        address: str,
+        *,
+        after_generation: int,
+        timeout: float,
+        actor: Principal | None = None,
+    ) -> Agent:
+        window = max(0.0, min(timeout, 60.0))
+        data = self._get(
+            self._agent_path(address),
+            {"after_generation": after_generation, "wait_seconds": window},
+            timeout=window + 10.0,
+        )
+        return Agent.model_validate(data["agent"])
 
     # -- keys, waiting, audit ----------------------------------------------------------------
 

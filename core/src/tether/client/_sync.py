@@ -11,32 +11,40 @@ from typing import Any, TypeVar
 
 from ..clock import Clock
 from ..engine import Engine
-from ..errors import InvalidRequest, TetherError
+from ..errors import ApprovalPending, InvalidRequest, TetherError
 from ..model import (
     TERMINAL,
+    Agent,
+    AgentPolicy,
+    AgentStatus,
     ChainReport,
     Claim,
     ErrorInfo,
     Event,
     FeedItem,
+    Health,
     HumanTask,
     Intent,
     KeyRole,
     Lease,
+    MeshEvent,
     NewIntent,
     OnTimeout,
     Page,
     Principal,
     PrincipalKind,
+    SpendWindow,
     StateRecord,
     Status,
     Step,
+    UsageReport,
     Wait,
     WaitKind,
     WaitSpec,
 )
 from ..model.waits import MAX_SECONDS
 from ..store import Store
+from ._guard import AgentGuard
 from ._http import HttpBackend
 
 T = TypeVar("T")
@@ -78,6 +86,8 @@ class Client:
         self._engine = engine
         self._owns_store = owns_store
         self._views: dict[Principal, Client] = {}
+        self._guards: dict[str, AgentGuard] = {}
+        self._guards_lock = threading.Lock()
 
     @property
     def engine(self) -> Engine:
@@ -122,6 +132,8 @@ class Client:
         return view
 
     def close(self) -> None:
+        for guard in self._guards.values():
+            guard.close()
         for view in self._views.values():
             view.close()
         if isinstance(self._engine, HttpBackend):
@@ -483,6 +495,133 @@ class Client:
 
     def release(self, lease: Lease) -> None:
         self._engine.release_lease(lease.intent_id, lease.token)
+
+    # -- mesh: agents, policy, and the checks at every boundary -------------------------------
+
+    def register_agent(self, address: str) -> Agent:
+        """Register an agent before its first use (it exists once used anyway)."""
+        return self._engine.register_agent(address)
+
+    def get_agent(self, address: str) -> Agent:
+        """The agent: status, health, generation, policy and spend this hour and day."""
+        return self._engine.get_agent(address)
+
+    def list_agents(
+        self,
+        *,
+        status: AgentStatus | None = None,
+        health: Health | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Agent]:
+        return self._engine.list_agents(status=status, health=health, after=after, limit=limit)
+
+    def kill_agent(
+        self, address: str, *, reason: str | None = None, generation: int | None = None
+    ) -> Agent:
+        """Kill an agent: its new intents, in and out, are refused and its running ones stop
+        at their next boundary (held, not failed). :meth:`resume_agent` undoes it."""
+        return self._engine.set_agent_status(
+            address, AgentStatus.KILLED, reason=reason, generation=generation
+        )
+
+    def pause_agent(
+        self, address: str, *, reason: str | None = None, generation: int | None = None
+    ) -> Agent:
+        """Pause an agent: new intents to it queue up, its running ones stop at their next
+        boundary, and nothing fails; :meth:`resume_agent` releases the work."""
+        return self._engine.set_agent_status(
+            address, AgentStatus.PAUSED, reason=reason, generation=generation
+        )
+
+    def resume_agent(
+        self, address: str, *, reason: str | None = None, generation: int | None = None
+    ) -> Agent:
+        return self._engine.set_agent_status(
+            address, AgentStatus.ACTIVE, reason=reason, generation=generation
+        )
+
+    def set_policy(
+        self, address: str, policy: AgentPolicy, *, generation: int | None = None
+    ) -> Agent:
+        """Replace the agent's policy. Pass the ``generation`` you read to be refused
+        (:class:`tether.StaleGeneration`) if someone changed it meanwhile."""
+        return self._engine.set_agent_policy(address, policy, generation=generation)
+
+    def agent_heartbeat(self, address: str, metrics: dict[str, Any] | None = None) -> Agent:
+        """Tell tether the agent is alive (its health); AXP's metrics may ride along."""
+        return self._engine.agent_heartbeat(address, metrics)
+
+    def mesh_events(
+        self,
+        *,
+        agent: str | None = None,
+        event_type: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+    ) -> list[MeshEvent]:
+        """The mesh's audit: status and policy changes with their actor, refusals."""
+        return self._engine.mesh_events(
+            agent=agent, event_type=event_type, after=after, limit=limit
+        )
+
+    def check(self, intent_id: str, *, lease: Lease | str | None = None) -> None:
+        """A boundary (before a step, a node, a task, a model turn): raises
+        :class:`tether.AgentStopped` (killed, paused, or held for a spend approval) or
+        :class:`tether.IntentTerminal` (canceled meanwhile) if the work may not go on. A stop
+        releases the lease; the intent is claimed again once the agent may work."""
+        self._engine.check(intent_id, lease_token=_token(lease))
+
+    def authorize_tool(
+        self, intent_id: str, tool: str, *, lease: Lease | str | None = None
+    ) -> None:
+        """The boundary before a tool call: as :meth:`check`, and raises
+        :class:`tether.ToolDenied` (recorded as a ``tool.denied`` event) if the agent's tool
+        scope does not allow ``tool``."""
+        self._engine.check(intent_id, tool=tool, lease_token=_token(lease))
+
+    def report_usage(
+        self,
+        intent_id: str,
+        *,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        lease: Lease | str | None = None,
+    ) -> UsageReport:
+        """Record one model turn's usage (a ``model.usage`` event) and the agent's spend.
+
+        Raises :class:`tether.ApprovalPending` if this turn crossed a ``require_approval``
+        spend cap: the intent now waits for a person, and the run should stop here.
+        """
+        report = self._engine.report_usage(
+            intent_id, model=model, tokens_in=tokens_in, tokens_out=tokens_out,
+            cost_usd=cost_usd, lease_token=_token(lease),
+        )  # fmt: skip
+        if report.approval_wait_id is not None:
+            raise ApprovalPending(
+                f"intent {intent_id} crossed its agent's spend cap and waits for approval",
+                details={"intent_id": intent_id, "wait_id": report.approval_wait_id},
+            )
+        return report
+
+    def intent_usage(self, intent_id: str) -> SpendWindow:
+        """The intent's total usage: cost, tokens and model turns."""
+        return self._engine.intent_usage(intent_id)
+
+    def watch_agent(self, address: str, *, after_generation: int, timeout: float = 30.0) -> Agent:
+        """Block until the agent's generation passes ``after_generation`` (or ``timeout``)."""
+        return self._engine.watch_agent(address, after_generation=after_generation, timeout=timeout)
+
+    def guard(self, address: str) -> AgentGuard:
+        """A live view of the agent in this process (one per address, closed with the client)."""
+        with self._guards_lock:
+            guard = self._guards.get(address)
+            if guard is None:
+                poll = 25.0 if isinstance(self._engine, HttpBackend) else 1.0
+                guard = self._guards[address] = AgentGuard(self._engine, address, poll_seconds=poll)
+            return guard
 
     # -- waiting in a live process -----------------------------------------------------------
 

@@ -14,8 +14,18 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from ..clock import Clock, to_text
-from ..errors import InvalidRequest, WaitTimeout
+from ..errors import (
+    AgentStopped,
+    InvalidRequest,
+    RateLimited,
+    SenderNotAllowed,
+    TetherError,
+    WaitTimeout,
+)
 from ..model import (
+    Agent,
+    AgentPolicy,
+    AgentStatus,
     ApiKey,
     ChainReport,
     Claim,
@@ -23,22 +33,26 @@ from ..model import (
     ErrorInfo,
     Event,
     FeedItem,
+    Health,
     Intent,
     KeyRole,
     Lease,
+    MeshEvent,
     NewIntent,
     NewKey,
     Page,
     Principal,
+    SpendWindow,
     StateRecord,
     Status,
     Step,
     Subscription,
+    UsageReport,
     Wait,
     WaitSpec,
 )
 from ..store import Store, Tx
-from . import audit, intents, journal, keys, leases, timers, waits, webhooks
+from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
 
@@ -93,7 +107,21 @@ class Engine:
         """Create an intent; the same ``idempotency_key`` and body return the same intent."""
         if idempotency_key is not None and not 1 <= len(idempotency_key) <= 255:
             raise InvalidRequest("an idempotency key is 1 to 255 characters")
-        return self._write(lambda tx, ctx: intents.create(tx, ctx, req, idempotency_key)[0], actor)
+        try:
+            return self._write(
+                lambda tx, ctx: intents.create(tx, ctx, req, idempotency_key)[0], actor
+            )
+        except (AgentStopped, SenderNotAllowed, RateLimited) as exc:
+            self._record_refusal(exc, actor, to_agent=req.to_agent, intent_type=req.intent_type)
+            raise
+
+    def _record_refusal(self, exc: TetherError, actor: Principal | None, **details: Any) -> None:
+        """A policy refused something that left no intent to record it on: the mesh's audit
+        keeps it (in its own transaction, since the refused one rolled back)."""
+        agent = exc.details.get("agent")
+        if isinstance(agent, str):
+            entry = {"code": exc.code, "message": exc.message, **details}
+            self._write(lambda tx, ctx: mesh.record(tx, ctx, agent, "intent.refused", entry), actor)
 
     def get_intent(self, intent_id: str, *, actor: Principal | None = None) -> Intent:
         return self._read(lambda tx, ctx: intents.read(tx, ctx, intent_id), actor)
@@ -582,6 +610,155 @@ class Engine:
 
     def has_keys(self) -> bool:
         return self.store.read(keys.any_live)
+
+    # -- mesh: agents, their policy, and the checks at every boundary -----------------------
+
+    def get_agent(self, address: str, *, actor: Principal | None = None) -> Agent:
+        return self._read(lambda tx, ctx: mesh.get(tx, ctx, address), actor)
+
+    def register_agent(self, address: str, *, actor: Principal | None = None) -> Agent:
+        """Register an agent before it is used (it exists once used anyway)."""
+        return self._write(lambda tx, ctx: mesh.to_model(tx, ctx, mesh.ensure(tx, ctx, address)),
+                           actor)  # fmt: skip
+
+    def list_agents(
+        self,
+        *,
+        status: AgentStatus | None = None,
+        health: Health | None = None,
+        after: str | None = None,
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[Agent]:
+        return self._read(
+            lambda tx, ctx: mesh.list_agents(
+                tx, ctx, status=status, health_is=health, after=after, limit=limit
+            ),
+            actor,
+        )
+
+    def set_agent_status(
+        self,
+        address: str,
+        status: AgentStatus,
+        *,
+        reason: str | None = None,
+        generation: int | None = None,
+        actor: Principal | None = None,
+    ) -> Agent:
+        """Kill, pause or resume an agent (compare-and-set on ``generation`` when given)."""
+        return self._write(
+            lambda tx, ctx: mesh.set_status(tx, ctx, address, status, reason, generation), actor
+        )
+
+    def set_agent_policy(
+        self,
+        address: str,
+        policy: AgentPolicy,
+        *,
+        generation: int | None = None,
+        actor: Principal | None = None,
+    ) -> Agent:
+        """Replace an agent's policy (compare-and-set on ``generation`` when given)."""
+        return self._write(
+            lambda tx, ctx: mesh.set_policy(tx, ctx, address, policy, generation), actor
+        )
+
+    def agent_heartbeat(
+        self,
+        address: str,
+        metrics: dict[str, Any] | None = None,
+        *,
+        actor: Principal | None = None,
+    ) -> Agent:
+        return self._write(lambda tx, ctx: mesh.heartbeat(tx, ctx, address, metrics), actor)
+
+    def mesh_events(
+        self,
+        *,
+        agent: str | None = None,
+        event_type: str | None = None,
+        after: int = 0,
+        limit: int = 50,
+        actor: Principal | None = None,
+    ) -> list[MeshEvent]:
+        return self._read(
+            lambda tx, ctx: mesh.events(
+                tx, ctx, agent=agent, event_type=event_type, after=after, limit=limit
+            ),
+            actor,
+        )
+
+    def check(
+        self,
+        intent_id: str,
+        *,
+        tool: str | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> None:
+        """A boundary: raise if the work on the intent may not go on (the agent is killed or
+        paused, the intent waits for a spend approval or has ended, or ``tool`` is outside
+        the agent's scope). The common case is one read; a refusal is recorded first."""
+        if self._read(
+            lambda tx, ctx: mesh.boundary(tx, ctx, intent_id, tool, lease_token, write=False),
+            actor,
+        ) is None:  # fmt: skip
+            return
+        refusal = self._write(
+            lambda tx, ctx: mesh.boundary(tx, ctx, intent_id, tool, lease_token, write=True),
+            actor,
+        )
+        if refusal is not None:
+            raise refusal
+
+    def report_usage(
+        self,
+        intent_id: str,
+        *,
+        model: str | None = None,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+        cost_usd: float = 0.0,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> UsageReport:
+        """Record one model turn's usage on the intent and its agent's spend."""
+        return self._write(
+            lambda tx, ctx: mesh.report_usage(
+                tx, ctx, intent_id, model, tokens_in, tokens_out, cost_usd, lease_token
+            ),
+            actor,
+        )
+
+    def intent_usage(self, intent_id: str, *, actor: Principal | None = None) -> SpendWindow:
+        def op(tx: Tx, ctx: Ctx) -> SpendWindow:
+            load_intent(tx, intent_id, ctx.actor)
+            return mesh.intent_spend(tx, intent_id)
+
+        return self._read(op, actor)
+
+    def watch_agent(
+        self,
+        address: str,
+        *,
+        after_generation: int,
+        timeout: float,
+        actor: Principal | None = None,
+    ) -> Agent:
+        """The agent once its generation is past ``after_generation`` (a kill, pause, resume
+        or policy change), or as it is when ``timeout`` seconds pass."""
+        limit = time.monotonic() + timeout
+        seen = self.store.change_counter
+        while True:
+            found = self._read(lambda tx, ctx: mesh.find(tx, ctx, address), actor)
+            if found is None:  # one may watch an agent before its first use
+                found = self._write(lambda tx, ctx: mesh.ensure(tx, ctx, address), actor)
+            generation = found.generation
+            remaining = limit - time.monotonic()
+            if generation > after_generation or remaining <= 0:
+                return self.get_agent(address, actor=actor)
+            seen = self.store.wait_for_change(seen, remaining)
 
     # -- waiting -----------------------------------------------------------------------------
 

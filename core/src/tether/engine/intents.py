@@ -18,6 +18,7 @@ from ..model import (
     WaitSpec,
 )
 from ..store import Tx
+from . import mesh
 from .audit import GENESIS
 from .context import Ctx
 from .records import (
@@ -37,14 +38,6 @@ _RESOLVE_EVENTS = {
     Status.FAILED: "intent.failed",
     Status.CANCELED: "intent.canceled",
 }
-
-
-def ensure_agent(tx: Tx, ctx: Ctx, address: str, workspace: str) -> None:
-    tx.execute(
-        "INSERT INTO agents (address, workspace, status, created_at, updated_at, schema_version) "
-        "VALUES (?, ?, 'active', ?, ?, 1) ON CONFLICT DO NOTHING",
-        (address, workspace, ctx.now_text, ctx.now_text),
-    )
 
 
 def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tuple[Intent, bool]:
@@ -83,9 +76,10 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
         intent_id = new_id()
     if req.parent_intent_id is not None:
         load_intent(tx, req.parent_intent_id, ctx.actor)
-    ensure_agent(tx, ctx, req.to_agent, workspace)
+    mesh.admit(tx, ctx, req.to_agent, sender)
+    mesh.register(tx, ctx, req.to_agent)
     if sender:
-        ensure_agent(tx, ctx, sender, workspace)
+        mesh.register(tx, ctx, sender)
     row = IntentRow(
         intent_id=intent_id,
         workspace=workspace,

@@ -10,6 +10,7 @@ from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
 from ..model import Claim, FeedItem, Lease, Status, WaitStatus
 from ..store import Tx
+from . import mesh
 from .context import Ctx
 from .intents import read
 from .records import WAIT_COLUMNS, IntentRow, for_update, load_intent
@@ -45,6 +46,8 @@ def claim(
 ) -> Claim | None:
     """Claim the oldest runnable intent addressed to ``agent`` whose lease is free."""
     _check_ttl(seconds)
+    if mesh.check_claim(tx, ctx, agent) is not None:
+        return None  # a paused or killed agent takes no work; its intents wait for it
     where = [
         "to_agent = ?",
         f"status IN ({', '.join('?' * len(RUNNABLE))})",
@@ -69,6 +72,8 @@ def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -
     """Claim one intent by id; a conflict if it is not runnable or another lease is live."""
     _check_ttl(seconds)
     row = load_intent(tx, intent_id, ctx.actor)
+    if (stop := mesh.check_claim(tx, ctx, row.to_agent)) is not None:
+        raise stop
     if row.status not in RUNNABLE:
         raise Conflict(
             f"intent {intent_id} is {row.status.value} and cannot be claimed",
@@ -131,6 +136,8 @@ def start(
     """Begin work on an intent: IN_PROGRESS, under a lease (the caller's, or a new one)."""
     _check_ttl(seconds)
     row = load_intent(tx, intent_id, ctx.actor)
+    if (stop := mesh.check_claim(tx, ctx, row.to_agent)) is not None:
+        raise stop
     if row.status is Status.WAITING:  # only resolving its wait resumes a waiting intent
         raise IllegalTransition(
             f"intent {intent_id} is waiting; resolve its wait first",

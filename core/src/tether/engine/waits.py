@@ -40,6 +40,7 @@ from ..model import (
 from ..model.waits import MAX_SECONDS
 from ..store import Tx
 from .context import Ctx
+from .mesh import SPEND_WAIT_KEY
 from .records import (
     WAIT_COLUMNS,
     IntentRow,
@@ -246,6 +247,24 @@ def _resume(
     event_type: str = "intent.resumed",
 ) -> None:
     _close(tx, ctx, wait.wait_id, status, outcome=outcome, result=result, comment=comment)
+    if outcome != "approved" and wait.key.startswith(SPEND_WAIT_KEY):
+        from .intents import end  # a spend cap nobody approved ends the intent
+
+        row.wait_id = None
+        end(
+            tx,
+            ctx,
+            row,
+            Status.FAILED,
+            "intent.failed",
+            details={"reason": "spend_not_approved", "wait_id": wait.wait_id, "outcome": outcome},
+            error=ErrorInfo(
+                code="spend_cap_exceeded",
+                message=f"going on over the spend cap was not approved ({outcome})",
+                details={"comment": comment} if comment else {},
+            ),
+        )
+        return
     details: dict[str, Any] = {"wait_id": wait.wait_id, "kind": wait.kind.value, "outcome": outcome}
     if status is WaitStatus.TIMED_OUT:
         details["timed_out"] = True

@@ -16,7 +16,7 @@ from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
 from ..store import SQLiteStore
-from . import admin, agents, errors, inbox, inbox_web, intents, webhooks, work
+from . import admin, agents, errors, inbox, inbox_web, intents, mesh, webhooks, work
 from .changes import ChangeFeed
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
@@ -94,6 +94,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     app.include_router(intents.router)
     app.include_router(work.router)
     app.include_router(agents.router)
+    app.include_router(mesh.router)
     app.include_router(webhooks.router)
     app.include_router(inbox.router)
     app.include_router(inbox_web.router)

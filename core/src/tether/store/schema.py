@@ -227,5 +227,42 @@ MIGRATIONS += (
         ),
     ),
 )
+MIGRATIONS += (
+    Migration(
+        6,
+        "mesh: agent status, policy, heartbeats, usage and the mesh audit",
+        (
+            "ALTER TABLE agents ADD COLUMN generation INTEGER NOT NULL DEFAULT 0",
+            "ALTER TABLE agents ADD COLUMN policy TEXT",
+            "ALTER TABLE agents ADD COLUMN status_reason TEXT",
+            "ALTER TABLE agents ADD COLUMN heartbeat_at TEXT",
+            "ALTER TABLE agents ADD COLUMN metrics TEXT",
+            """CREATE TABLE usage (
+                usage_id TEXT PRIMARY KEY,
+                intent_id TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                workspace TEXT NOT NULL,
+                at TEXT NOT NULL,
+                model TEXT,
+                tokens_in INTEGER NOT NULL,
+                tokens_out INTEGER NOT NULL,
+                cost_micros INTEGER NOT NULL
+            )""",
+            "CREATE INDEX usage_by_agent ON usage (agent, at)",
+            "CREATE INDEX usage_by_intent ON usage (intent_id, at)",
+            """CREATE TABLE mesh_events (
+                event_id {autoinc},
+                workspace TEXT NOT NULL,
+                agent TEXT NOT NULL,
+                event_type TEXT NOT NULL,
+                actor TEXT NOT NULL,
+                at TEXT NOT NULL,
+                details TEXT NOT NULL
+            )""",
+            "CREATE INDEX mesh_events_by_agent ON mesh_events (agent, event_id)",
+            "CREATE INDEX intents_by_agent_created ON intents (to_agent, created_at)",
+        ),
+    ),
+)
 
 LATEST = MIGRATIONS[-1].version

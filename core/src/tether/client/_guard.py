@@ -1,0 +1,144 @@
+"""An agent's guard: its status and policy, kept current in this process by a watcher thread.
+
+A kill, pause, resume or policy change bumps the agent's generation; the guard long-polls for
+that (over HTTP, or on the store's change notification in-process) and so learns of it within
+the propagation bound everywhere in a fleet, even in a process that is in the middle of a long
+step. Boundaries still ask the store or server (``Client.check``); the guard is for reacting at
+once: a worker stops claiming, a long loop checks ``guard.stopped`` between items.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from ..errors import AgentKilled, AgentPaused, TetherError
+from ..model import Agent, AgentStatus, Principal
+
+logger = logging.getLogger("tether.guard")
+
+
+class _Watcher(Protocol):
+    def register_agent(self, address: str, *, actor: Principal | None = None) -> Agent: ...
+
+    def watch_agent(
+        self,
+        address: str,
+        *,
+        after_generation: int,
+        timeout: float,
+        actor: Principal | None = None,
+    ) -> Agent: ...
+
+
+class AgentGuard:
+    """Example::
+
+    guard = client.guard("agent://demo/refunds")
+    for item in batch:
+        guard.raise_if_stopped()   # AgentKilled / AgentPaused, from memory
+        handle(item)
+    """
+
+    def __init__(self, backend: _Watcher, address: str, *, poll_seconds: float = 25.0) -> None:
+        self.address = address
+        self._backend = backend
+        self._poll = poll_seconds
+        self._changed = threading.Condition()
+        self._callbacks: list[Callable[[Agent], None]] = []
+        self._closed = threading.Event()
+        self._agent = backend.register_agent(address)
+        self._thread = threading.Thread(
+            target=self._run, name=f"tether-guard:{address}", daemon=True
+        )
+        self._thread.start()
+
+    @property
+    def agent(self) -> Agent:
+        """The agent as last seen (status, policy, generation)."""
+        return self._agent
+
+    @property
+    def status(self) -> AgentStatus:
+        return self._agent.status
+
+    @property
+    def stopped(self) -> bool:
+        """True while the agent is killed or paused."""
+        return self._agent.status is not AgentStatus.ACTIVE
+
+    def raise_if_stopped(self) -> None:
+        agent = self._agent
+        details = {"agent": agent.address, "reason": agent.status_reason}
+        if agent.status is AgentStatus.KILLED:
+            raise AgentKilled(f"{agent.address} is killed", details=details)
+        if agent.status is AgentStatus.PAUSED:
+            raise AgentPaused(f"{agent.address} is paused", details=details)
+
+    def tool_allowed(self, tool: str) -> bool:
+        """The agent's tool scope as last seen (the server's check is the authority)."""
+        return self._agent.policy.tools.allows(tool)
+
+    def on_change(self, callback: Callable[[Agent], None]) -> None:
+        """Call ``callback(agent)`` from the watcher thread after every change."""
+        self._callbacks.append(callback)
+
+    def wait_for_change(self, generation: int, timeout: float) -> Agent:
+        """Block until the agent's generation passes ``generation`` (or ``timeout``)."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while self._agent.generation <= generation and not self._closed.is_set():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                self._changed.wait(remaining)
+            return self._agent
+
+    def wait_until_active(self, timeout: float) -> bool:
+        """Block while the agent is killed or paused; True once it is active again."""
+        deadline = time.monotonic() + timeout
+        while self.stopped and not self._closed.is_set():
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return False
+            self.wait_for_change(self._agent.generation, remaining)
+        return not self.stopped
+
+    def close(self) -> None:
+        self._closed.set()
+        with self._changed:
+            self._changed.notify_all()
+
+    def _run(self) -> None:
+        failures = 0
+        while not self._closed.is_set():
+            try:
+                agent = self._backend.watch_agent(
+                    self.address, after_generation=self._agent.generation, timeout=self._poll
+                )
+                failures = 0
+            except (TetherError, OSError, RuntimeError) as exc:
+                if self._closed.is_set():
+                    return
+                failures += 1
+                logger.warning("watching %s failed (%s); retrying", self.address, exc)
+                self._closed.wait(min(5.0, 0.2 * 2**failures))
+                continue
+            except Exception:  # httpx's errors after close, a closed store: stop quietly
+                if self._closed.is_set():
+                    return
+                logger.exception("watching %s failed; retrying", self.address)
+                self._closed.wait(1.0)
+                continue
+            if agent.generation != self._agent.generation:
+                with self._changed:
+                    self._agent = agent
+                    self._changed.notify_all()
+                for callback in list(self._callbacks):
+                    try:
+                        callback(agent)
+                    except Exception:
+                        logger.exception("guard callback failed")
