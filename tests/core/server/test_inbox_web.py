@@ -167,3 +167,56 @@ def test_an_agent_key_cannot_sign_in(
     page.get_by_role("button", name="Sign in").click()
     assert "not valid here" in page.inner_text("[role=alert]")
     page.close()
+
+
+def test_the_agents_page_shows_status_health_spend_and_lets_admins_stop_agents(
+    browser: Browser, site: tuple[str, tether.Client, str]
+) -> None:
+    url, client, approver_key = site
+    admin_key = client.engine.create_key(tether.KeyRole.ADMIN, subject="ops@acme.test").secret
+    intent = client.create_intent("refund.request.v1", AGENT, {"amount": 5})
+    lease = client.start(intent.intent_id)
+    client.report_usage(intent.intent_id, model="m", tokens_in=900, tokens_out=100, cost_usd=1.25,
+                        lease=lease)  # fmt: skip
+    client.agent_heartbeat(AGENT)
+    client.register_agent("agent://acme/search")
+    page = browser.new_page(viewport={"width": 1000, "height": 600})
+    sign_in(page, url, admin_key)
+    page.get_by_role("link", name="Agents").click()
+    page.wait_for_url(f"{url}/inbox/agents")
+    row = page.locator(f"tr[data-address='{AGENT}']")
+    assert "active" in row.inner_text() and "$1.25 / $1.25" in row.inner_text()
+    page.screenshot(path=str(DOCS / "agents.png"))
+    row.get_by_role("button", name=f"Pause {AGENT}").click()
+    page.wait_for_url(f"{url}/inbox/agents")
+    assert client.get_agent(AGENT).status is tether.AgentStatus.PAUSED
+    assert "paused" in row.inner_text()
+    page.once("dialog", lambda dialog: dialog.accept())  # kill asks first
+    row.get_by_role("button", name=f"Kill {AGENT}").click()
+    page.wait_for_selector(f"tr[data-address='{AGENT}'] .status-killed")
+    killed = client.get_agent(AGENT)
+    assert killed.status is tether.AgentStatus.KILLED
+    assert killed.status_reason == "from the web inbox by ops@acme.test"
+    assert [e.actor for e in client.mesh_events(agent=AGENT)][-1] == "admin:ops@acme.test"
+    # a change made elsewhere shows up live
+    page.wait_for_timeout(300)
+    client.resume_agent(AGENT)
+    page.wait_for_selector(f"tr[data-address='{AGENT}'] .status-active", timeout=15000)
+    # a stale page cannot undo what someone else just did
+    client.pause_agent("agent://acme/search")
+    search = page.locator("tr[data-address='agent://acme/search']")
+    page.evaluate("document.getElementById('agents').id = 'frozen'")  # keep the stale buttons
+    search.get_by_role("button", name="Pause agent://acme/search").click()
+    assert "changed meanwhile" in page.inner_text("[role=alert]")
+    page.close()
+    # an approver sees the page but no buttons, and a forged post is refused
+    phone = browser.new_page(viewport={"width": 390, "height": 844})
+    sign_in(phone, url, approver_key)
+    phone.goto(f"{url}/inbox/agents")
+    assert phone.get_by_role("button", name=f"Kill {AGENT}").count() == 0
+    assert phone.evaluate("document.documentElement.scrollWidth <= window.innerWidth + 1")
+    forged = phone.request.post(f"{url}/inbox/agents/status",
+                                form={"address": AGENT, "action": "kill", "generation": "9"})  # fmt: skip
+    assert forged.status == 403
+    assert client.get_agent(AGENT).status is tether.AgentStatus.ACTIVE
+    phone.close()

@@ -21,8 +21,8 @@ from fastapi.templating import Jinja2Templates
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..errors import Forbidden, InvalidRequest, TetherError, Unauthorized
-from ..model import Intent, PrincipalKind
+from ..errors import Forbidden, InvalidRequest, StaleGeneration, TetherError, Unauthorized
+from ..model import AgentStatus, Intent, PrincipalKind
 from ..model.keys import ApiKey
 
 router = APIRouter(prefix="/inbox", include_in_schema=False)
@@ -152,6 +152,72 @@ async def live(request: Request) -> Response:
     return StreamingResponse(
         events(), media_type="text/event-stream", headers={"Cache-Control": "no-cache"}
     )
+
+
+# -- agents ----------------------------------------------------------------------------------
+
+
+async def _agents(request: Request, who: ApiKey) -> dict[str, Any]:
+    agents = await run_in_threadpool(
+        lambda: _engine(request).list_agents(limit=500, actor=who.principal)
+    )
+    rows = [
+        {**a.model_dump(), "status": a.status, "health": a.health, "spend": a.spend,
+         "last_heartbeat": _short(a.last_heartbeat_at)}
+        for a in agents
+    ]  # fmt: skip
+    return {"agents": rows, "admin": who.principal.kind is PrincipalKind.ADMIN}
+
+
+@router.get("/agents", response_class=HTMLResponse)
+async def agents_page(request: Request) -> Response:
+    """Every agent with its status, health and spend; admins kill, pause and resume here."""
+    who = await _who(request)
+    if who is None:
+        return RedirectResponse("/inbox", status_code=303)
+    return _page(request, "agents.html", who=who.principal.name, **await _agents(request, who))
+
+
+@router.get("/agents-fragment", response_class=HTMLResponse)
+async def agents_fragment(request: Request) -> Response:
+    who = await _who(request)
+    if who is None:
+        return Response(status_code=401)
+    return _page(request, "agents_table.html", **await _agents(request, who))
+
+
+_ACTIONS = {"kill": AgentStatus.KILLED, "pause": AgentStatus.PAUSED, "resume": AgentStatus.ACTIVE}
+
+
+@router.post("/agents/status", response_class=HTMLResponse)
+async def agent_status(
+    request: Request,
+    address: str = Form(..., max_length=383),
+    action: str = Form(...),
+    generation: int = Form(..., ge=0),
+) -> Response:
+    _same_origin(request)
+    who = await _who(request)
+    if who is None:
+        return RedirectResponse("/inbox", status_code=303)
+    try:
+        if who.principal.kind is not PrincipalKind.ADMIN:
+            raise Forbidden("only an admin may kill, pause or resume an agent")
+        if action not in _ACTIONS:
+            raise InvalidRequest(f"unknown action {action!r}")
+        await run_in_threadpool(
+            lambda: _engine(request).set_agent_status(
+                address, _ACTIONS[action], reason=f"from the web inbox by {who.principal.name}",
+                generation=generation, actor=who.principal,
+            )
+        )  # fmt: skip
+    except TetherError as exc:
+        error = exc.message
+        if isinstance(exc, StaleGeneration):
+            error = f"{address} changed meanwhile; this is how it is now. Try again if you still want to."
+        return _page(request, "agents.html", exc.status, who=who.principal.name, error=error,
+                     **await _agents(request, who))  # fmt: skip
+    return RedirectResponse("/inbox/agents", status_code=303)
 
 
 def _fields(
