@@ -272,3 +272,37 @@ def test_a_guard_learns_of_a_kill_without_asking(client: Client) -> None:
     assert guard.wait_until_active(30)
     watched = client.watch_agent(AGENT, after_generation=guard.agent.generation, timeout=0.1)
     assert watched.generation == guard.agent.generation  # nothing new: it times out as is
+
+
+def test_a_worker_handler_meets_the_policy_at_its_steps_tools_and_model_turns(
+    db_url: str,
+) -> None:
+    with tether.connect(db_url) as client:
+        client.set_policy(AGENT, AgentPolicy(tools=ToolPolicy(deny=["delete_*"])))
+        worker = tether.Worker(client, agent=AGENT, poll_seconds=1.0)
+        calls: list[str] = []
+
+        @worker.handler("refund.request.v1")
+        def refund(ctx: tether.WorkContext) -> dict[str, object]:
+            ctx.report_usage(model="m", tokens_in=10, tokens_out=2, cost_usd=0.01)
+            looked_up = ctx.tool("lookup", lambda: calls.append("lookup") or "found")
+            try:
+                ctx.tool("delete_account", lambda: calls.append("delete"))
+            except ToolDenied:
+                return {"looked_up": looked_up, "deleted": False}
+            return {"deleted": True}
+
+        intent = new_intent(client)
+        assert worker.run_once()
+        done = client.get_intent(intent.intent_id)
+        assert done.status is Status.COMPLETED and done.result == {"looked_up": "found",
+                                                                   "deleted": False}  # fmt: skip
+        assert calls == ["lookup"]
+        assert client.intent_usage(intent.intent_id).turns == 1
+        assert client.get_agent(AGENT).health is Health.ACTIVE  # the worker beats for its agent
+        held = new_intent(client)
+        client.pause_agent(AGENT)
+        assert not worker.run_once()  # nothing is claimed while paused
+        client.resume_agent(AGENT)
+        assert worker.run_once()  # the worker's guard saw the resume
+        assert client.get_intent(held.intent_id).status is Status.COMPLETED

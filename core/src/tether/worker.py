@@ -246,8 +246,7 @@ class Worker:
         client = self._client()
         self._beat(client)
         guard = client.guard(self.agent)
-        if guard.stopped:
-            guard.wait_until_active(self.poll_seconds)
+        if guard.stopped and not guard.wait_until_active(self.poll_seconds):
             return False
         claim = client.claim(
             self.agent, owner=self.owner, lease_seconds=self.lease_seconds,

@@ -248,17 +248,12 @@ def _resume(
 ) -> None:
     _close(tx, ctx, wait.wait_id, status, outcome=outcome, result=result, comment=comment)
     if outcome != "approved" and wait.key.startswith(SPEND_WAIT_KEY):
-        from .intents import end  # a spend cap nobody approved ends the intent
-
-        row.wait_id = None
-        end(
+        _fail_closed(  # a spend cap nobody approved ends the intent
             tx,
             ctx,
             row,
-            Status.FAILED,
-            "intent.failed",
-            details={"reason": "spend_not_approved", "wait_id": wait.wait_id, "outcome": outcome},
-            error=ErrorInfo(
+            {"reason": "spend_not_approved", "wait_id": wait.wait_id, "outcome": outcome},
+            ErrorInfo(
                 code="spend_cap_exceeded",
                 message=f"going on over the spend cap was not approved ({outcome})",
                 details={"comment": comment} if comment else {},
@@ -282,6 +277,16 @@ def _resume(
         wait_id=None,
         release_lease=True,
     )
+
+
+def _fail_closed(
+    tx: Tx, ctx: Ctx, row: IntentRow, details: dict[str, Any], error: ErrorInfo
+) -> None:
+    """Fail an intent whose wait was just closed (so there is no open wait left to close)."""
+    from .intents import end
+
+    row.wait_id = None
+    end(tx, ctx, row, Status.FAILED, "intent.failed", details=details, error=error)
 
 
 def _open_wait_of(tx: Tx, ctx: Ctx, wait_id: str) -> tuple[IntentRow, Wait]:
@@ -446,21 +451,16 @@ def heartbeat_tool(tx: Tx, ctx: Ctx, token: str, extend_seconds: float | None) -
 
 def time_out(tx: Tx, ctx: Ctx, wait_id: str) -> None:
     """A wait's deadline passed: a timeout, handled as the wait's policy says."""
-    from .intents import end
-
     row, wait = _open_wait_of(tx, ctx, wait_id)
     policy = wait.on_timeout
     if policy.action == "fail":
         _close(tx, ctx, wait_id, WaitStatus.TIMED_OUT, outcome=TIMEOUT)
-        row.wait_id = None
-        end(
+        _fail_closed(
             tx,
             ctx,
             row,
-            Status.FAILED,
-            "intent.failed",
-            details={"reason": "wait_timeout", "wait_id": wait_id},
-            error=ErrorInfo(
+            {"reason": "wait_timeout", "wait_id": wait_id},
+            ErrorInfo(
                 code="wait_timeout", message=f"{wait.kind.value} wait timed out", retryable=True
             ),
         )

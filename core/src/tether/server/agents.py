@@ -12,12 +12,13 @@ from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..errors import Forbidden, InvalidRequest
-from ..model import FeedItem, Principal, PrincipalKind, Status
+from ..errors import InvalidRequest
+from ..model import FeedItem, Principal, Status
 from .auth import AGENTS, require
 from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
 from .deps import JSONModel, changes, engine
+from .mesh import address_of, own_agent
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
 
@@ -33,10 +34,7 @@ class FeedOut(Body):
 
 
 def _address(path: str, who: Principal) -> str:
-    address = path if path.startswith("agent://") else f"agent://{path}"
-    if who.kind is PrincipalKind.AGENT and who.name != address:
-        raise Forbidden("an agent key reads only its own agent's work", code="wrong_agent")
-    return address
+    return own_agent(address_of(path), who)
 
 
 def _statuses(status: str | None) -> list[Status] | None:

@@ -146,7 +146,8 @@ def address_of(path: str) -> str:
         raise InvalidRequest(exc.errors()[0]["msg"], code="invalid_agent_address") from exc
 
 
-def _own(address: str, who: Principal) -> str:
+def own_agent(address: str, who: Principal) -> str:
+    """An agent key acts only for its own agent (403 ``wrong_agent``)."""
     if who.kind is PrincipalKind.AGENT and who.name != address:
         raise Forbidden("an agent key acts only for its own agent", code="wrong_agent")
     return address
@@ -259,7 +260,7 @@ async def get_agent(
 def heartbeat(who: AgentKey, e: EngineDep, body: HeartbeatIn | None = None) -> JSONModel:
     body = body or HeartbeatIn()
     if who.kind is PrincipalKind.AGENT:
-        address = _own(address_of(body.address) if body.address else who.name, who)
+        address = own_agent(address_of(body.address) if body.address else who.name, who)
     elif body.address is None:
         raise InvalidRequest("an admin key names the agent it beats for (address)")
     else:
