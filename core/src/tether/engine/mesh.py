@@ -455,7 +455,10 @@ def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> None:
                 retry_after=max(1.0, (end - ctx.now).total_seconds()),
                 details={"agent": to_agent, "limit": cap, "window": label},
             )
-    if policy.cost.action_on_breach is BreachAction.BLOCK:
+    capped = policy.cost.max_cost_per_hour_usd is not None or (
+        policy.cost.max_cost_per_day_usd is not None
+    )
+    if capped and policy.cost.action_on_breach is BreachAction.BLOCK:
         breach = _breach(target, agent_spend(tx, ctx, to_agent), ctx.now)
         if breach is not None:
             window, end = breach
