@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install chromium demo test lint typecheck bench clean
+.PHONY: install chromium demo test lint typecheck bench chaos clean
 
 install: $(STAMP) chromium
 
@@ -30,6 +30,12 @@ lint: $(STAMP)
 
 test: lint chromium
 	$(BIN)/pytest
+
+# The long forms of the chaos and fuzz suites (their short forms run in make test).
+chaos: $(STAMP) chromium
+	TETHER_CHAOS_SECONDS=300 $(BIN)/pytest -s -o timeout=3600 tests/chaos
+	TETHER_FUZZ_EXAMPLES=100 $(BIN)/pytest -o timeout=3600 tests/core/server/test_schemathesis.py
+	TETHER_HYPOTHESIS_EXAMPLES=500 $(BIN)/pytest -o timeout=3600 tests/core/test_concurrency.py
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine.py

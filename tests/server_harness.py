@@ -19,7 +19,8 @@ def running_server(
     engine: Engine, settings: Settings | None = None, *, tick: bool = False
 ) -> Iterator[str]:
     app = create_app(engine, settings or Settings(), tick=tick)
-    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False)
+    config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
+                            timeout_graceful_shutdown=2)  # fmt: skip
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

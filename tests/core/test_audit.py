@@ -89,3 +89,13 @@ def test_hash_is_sha256_of_previous_hash_and_canonical_event(client: tether.Clie
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         assert e.hash == hashlib.sha256((prev + text).encode()).hexdigest()
         prev = e.hash
+
+
+def test_a_hand_edited_status_is_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(tmp_path, "UPDATE intents SET status = 'CANCELED' WHERE intent_id = ?", intent_id)
+    report = _verify(db_url)
+    assert not report.ok
+    assert report.problems == [
+        f"{intent_id}: the intent says CANCELED but its trail ends in COMPLETED"
+    ]

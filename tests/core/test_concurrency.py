@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import threading
 
 import tether
@@ -11,6 +12,8 @@ from hypothesis import strategies as st
 from tether import HumanTask, Principal, Status
 
 from .conftest import AGENT, new_intent, waiting_for_human
+
+EXAMPLES = int(os.environ.get("TETHER_HYPOTHESIS_EXAMPLES", "25"))  # make chaos runs many more
 
 
 def _race(n: int, fn: object) -> list[BaseException | None]:
@@ -132,7 +135,7 @@ def _apply(client: tether.Client, intent_id: str, op: str, n: int) -> None:
         pass  # refusals are expected; the invariants below must hold regardless
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     plans=st.lists(
         st.lists(st.tuples(st.integers(0, 2), st.sampled_from(OPS)), min_size=1, max_size=12),

@@ -306,3 +306,21 @@ def test_a_worker_handler_meets_the_policy_at_its_steps_tools_and_model_turns(
         client.resume_agent(AGENT)
         assert worker.run_once()  # the worker's guard saw the resume
         assert client.get_intent(held.intent_id).status is Status.COMPLETED
+
+
+def test_a_worker_with_an_agent_key_over_http_guards_and_beats_for_its_own_agent(
+    db_url: str,
+) -> None:
+    from ..server_harness import running_server
+
+    with tether.connect(db_url) as local, running_server(local.engine) as url:
+        key = local.engine.create_key(tether.KeyRole.AGENT, agent=AGENT).secret
+        with tether.connect(url, api_key=key) as remote:
+            worker = tether.Worker(remote, agent=AGENT, poll_seconds=0.5)
+            worker.handler("refund.request.v1")(lambda ctx: ctx.step("s", lambda: 1))
+            intent = new_intent(local)
+            assert worker.run_once()
+            assert local.get_intent(intent.intent_id).status is Status.COMPLETED
+            assert local.get_agent(AGENT).health is Health.ACTIVE
+            with pytest.raises(tether.Forbidden):  # its own agent only
+                remote.register_agent("agent://test/other")

@@ -128,3 +128,17 @@ def test_a_cancelled_write_is_dropped_and_the_writer_survives(tmp_path: Path) ->
     rows = store.read(lambda tx: tx.all("SELECT x FROM t"))
     store.close()
     assert rows == [(2,)]
+
+
+def test_a_truncated_store_is_refused_not_half_loaded(db_url: str, tmp_path: Path) -> None:
+    with tether.connect(db_url) as client:
+        for _ in range(200):
+            client.create_intent("a.b.v1", "agent://x/y", {"pad": "x" * 500})
+    path = tmp_path / "tether.db"
+    with path.open("r+b") as f:
+        f.truncate(path.stat().st_size // 2)
+    for extra in ("tether.db-wal", "tether.db-shm"):
+        (tmp_path / extra).unlink(missing_ok=True)
+    with pytest.raises(tether.StoreError) as refused:
+        tether.connect(db_url)
+    assert "malformed" in refused.value.message

@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .client import Client, default_owner
-from .errors import AgentStopped, IntentTerminal, LeaseLost, TetherError
+from .errors import AgentStopped, IntentTerminal, LeaseLost, StoreError, TetherError
 from .model import (
     Claim,
     ErrorInfo,
@@ -232,10 +232,16 @@ class Worker:
     def run(self, client: Client | None = None, *, max_intents: int | None = None) -> int:
         """Claim and run intents until :meth:`stop` (or ``max_intents`` handled)."""
         self.client = client or self.client
-        done = 0
+        done, outage = 0, 0
         while not self._stop.is_set() and (max_intents is None or done < max_intents):
-            if self.run_once():
-                done += 1
+            try:
+                if self.run_once():
+                    done += 1
+                outage = 0
+            except StoreError as exc:
+                outage += 1  # the store or server is away (a restart): wait and try again
+                logger.warning("cannot reach the store (%s); retrying", exc.message)
+                self._stop.wait(min(5.0, 0.1 * 2**outage))
         return done
 
     def run_once(self) -> bool:
@@ -284,6 +290,8 @@ class Worker:
             logger.info("intent %s ended while it ran (canceled?); stopped", intent_id)
         except LeaseLost:
             logger.warning("lost the lease on intent %s; another worker continues it", intent_id)
+        except StoreError as exc:  # the store or server went away: not the handler's fault
+            logger.warning("intent %s left for a retry: %s", intent_id, exc.message)
         except Exception as exc:
             logger.exception("handler failed on intent %s", intent_id)
             try:

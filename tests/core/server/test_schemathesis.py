@@ -4,6 +4,7 @@ request may produce a 5xx, and every response must match the documented schema."
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from pathlib import Path
@@ -15,6 +16,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import response_schema_conformance
 from tether.model import HumanTask
 from tether.server import create_app
+
+EXAMPLES = int(os.environ.get("TETHER_FUZZ_EXAMPLES", "25"))  # make chaos runs many more
 
 _dir = Path(tempfile.mkdtemp(prefix="tether-fuzz-"))
 atexit.register(shutil.rmtree, _dir, ignore_errors=True)
@@ -32,7 +35,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", app)
 
 
 @schema.exclude(path_regex=r".*/stream$").parametrize()
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_responses_match_the_schema(case: schemathesis.Case) -> None:
     if case.query and "wait_seconds" in case.query:
         case.query["wait_seconds"] = 0  # long-polls are tested elsewhere; keep the run short

@@ -51,7 +51,13 @@ def serve(
             )
         app = create_app(engine, Settings())
         console.print(f"tether serving {c.store.url} on http://{host}:{port}")
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False)
+        # long polls and streams would hold a graceful shutdown for their whole window; their
+        # clients reconnect to another replica (or this one, restarted) anyway
+        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
+                    timeout_graceful_shutdown=GRACEFUL_SECONDS)  # fmt: skip
+
+
+GRACEFUL_SECONDS = 3
 
 
 def migrate(db: DbOption = None) -> None:

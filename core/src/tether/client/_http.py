@@ -24,7 +24,7 @@ from tenacity import (
 )
 
 from ..clock import Clock, to_text
-from ..errors import InvalidRequest, TetherError, WaitTimeout, error_from_wire
+from ..errors import InvalidRequest, StoreError, TetherError, WaitTimeout, error_from_wire
 from ..model import (
     Agent,
     AgentPolicy,
@@ -153,19 +153,24 @@ class HttpBackend:
                 raise _Retryable(response)
             return response
 
-        if retry_it:
-            runner = retry(
-                retry=retry_if_exception(_is_retryable),
-                stop=stop_after_attempt(self._retries + 1),
-                wait=_retry_wait,
-                reraise=True,
-            )(once)
-            try:
-                response = runner()
-            except _Retryable as exc:
-                response = exc.response
-        else:
-            response = once()
+        try:
+            if retry_it:
+                runner = retry(
+                    retry=retry_if_exception(_is_retryable),
+                    stop=stop_after_attempt(self._retries + 1),
+                    wait=_retry_wait,
+                    reraise=True,
+                )(once)
+                try:
+                    response = runner()
+                except _Retryable as exc:
+                    response = exc.response
+            else:
+                response = once()
+        except httpx.TransportError as exc:  # one error class for "the server is not there"
+            raise StoreError(
+                f"cannot reach {self.url}: {type(exc).__name__}: {exc}", code="server_unreachable"
+            ) from exc
         try:
             body = response.json()
         except ValueError:

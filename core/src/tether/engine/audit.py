@@ -66,12 +66,16 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
     problems: list[str] = []
     checked = 0
     for intent_id in intent_ids:
-        head = tx.one("SELECT seq, head_hash FROM intents WHERE intent_id = ?", (intent_id,))
+        head = tx.one(
+            "SELECT seq, head_hash, status, waiting_reason FROM intents WHERE intent_id = ?",
+            (intent_id,),
+        )
         if head is None:
             problems.append(f"{intent_id}: no such intent")
             continue
         prev = GENESIS
         expected_seq = 1
+        last: tuple[str, str | None] = ("", None)
         rows = tx.all(
             f"SELECT {_EVENT_COLUMNS} FROM events WHERE intent_id = ? ORDER BY seq", (intent_id,)
         )
@@ -101,12 +105,17 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
                 problems.append(f"{intent_id}: event {event['seq']} does not match its hash")
                 break
             prev = event["hash"]
+            last = (event["status"], event["waiting_reason"])
             expected_seq += 1
         else:
             if (head[0], head[1]) != (expected_seq - 1, prev):
                 problems.append(
                     f"{intent_id}: the trail ends at seq {expected_seq - 1} but the intent "
                     f"records seq {head[0]}"
+                )
+            elif rows and (head[2], head[3]) != last:
+                problems.append(
+                    f"{intent_id}: the intent says {head[2]} but its trail ends in {last[0]}"
                 )
     return checked, problems
 

@@ -169,8 +169,10 @@ def list_agents(
 
 
 @router.post("/mesh/agents", response_model=AgentOut, summary="Register an agent")
-def register(body: Register, who: Admin, e: EngineDep) -> JSONModel:
-    return JSONModel(AgentOut(agent=e.register_agent(body.address, actor=who)))
+def register(body: Register, who: AgentKey, e: EngineDep) -> JSONModel:
+    """An admin registers any agent of its workspace; an agent key registers its own."""
+    address = own_agent(body.address, who)
+    return JSONModel(AgentOut(agent=e.register_agent(address, actor=who)))
 
 
 def _status_route(status: AgentStatus, verb: str) -> None:
