@@ -125,3 +125,29 @@ def test_a_closed_store_refuses_work(store_url: str) -> None:
     store.close()
     with pytest.raises(tether.StoreError):
         store.read(lambda tx: tx.one("SELECT 1"))
+
+
+def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> None:
+    with tether.connect(store_url) as client:
+        intents = []
+        for task in (
+            tether.HumanTask(title="a", assignees=["alice"], groups=["ops"]),
+            tether.HumanTask(title="b"),
+        ):
+            intent = client.create_intent("a.b.v1", "agent://x/y", human_task=task)
+            intents.append(intent.intent_id)
+        client.create_intent("a.b.v1", "agent://x/y")  # no task: not indexed
+
+        def as_of_version_6(tx: Tx) -> None:  # the store as the release before wrote it
+            tx.execute("DROP TABLE task_assignees")
+            tx.execute("DELETE FROM tether_migrations WHERE version = 7")
+
+        client.store.write(as_of_version_6)
+    store = open_store(store_url)  # applies migration 7 again
+    try:
+        rows = store.read(lambda tx: tx.all("SELECT assignee FROM task_assignees ORDER BY 1"))
+    finally:
+        store.close()
+    assert [r[0] for r in rows] == ["*", "alice", "group:ops"]
+    with tether.connect(store_url, actor=tether.Principal.human("alice", groups=["ops"])) as alice:
+        assert [i.intent_id for i in alice.list_tasks(mine=True)] == intents

@@ -392,3 +392,20 @@ def test_reminders_stop_after_the_last_one_without_escalation(
         client.fire_due_timers()
     events = [e.event_type for e in client.list_events(intent.intent_id)]
     assert events.count("intent.reminder") == 1 and "intent.escalated" not in events
+
+
+def test_a_persons_tasks_are_found_however_many_others_wait(client: tether.Client) -> None:
+    for n in range(30):  # older tasks for other people come first
+        waiting_for_human(client, HumanTask(title=f"other {n}", assignees=["bob"]))
+    mine = waiting_for_human(client, HumanTask(title="for alice", groups=["ops"]))
+    anyone = waiting_for_human(client, HumanTask(title="for anyone"))
+    alice = person(client, "alice", "ops")
+    assert [i.intent_id for i in alice.list_tasks(mine=True, limit=1)] == [mine.intent_id]
+    assert [i.intent_id for i in alice.list_tasks(mine=True)] == [mine.intent_id, anyone.intent_id]
+    alice.approve(mine.intent_id)
+    assert [i.intent_id for i in alice.list_tasks(mine=True)] == [anyone.intent_id]
+    client.delegate(anyone.intent_id, "carol")  # delegated away: no longer alice's
+    assert alice.list_tasks(mine=True) == []
+    assert [i.intent_id for i in person(client, "carol").list_tasks(mine=True)] == [
+        anyone.intent_id
+    ]

@@ -4,19 +4,33 @@ from __future__ import annotations
 
 import os
 import secrets
+import threading
 import time
 import uuid
 
+_lock = threading.Lock()
+_last_ms = 0
+_counter = 0
+
 
 def new_id() -> str:
-    """A new UUIDv7 as a string."""
-    ms = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
+    """A new UUIDv7 as a string, increasing within this process even inside one millisecond
+    (RFC 9562's 12-bit counter in ``rand_a``), so ids made one after another sort in order."""
+    global _last_ms, _counter
+    with _lock:
+        ms = time.time_ns() // 1_000_000
+        if ms > _last_ms:
+            _last_ms, _counter = ms, secrets.randbelow(0x800)  # room to count up
+        else:
+            _counter += 1
+            if _counter > 0xFFF:  # 2048+ ids in one millisecond: borrow the next one
+                _last_ms, _counter = _last_ms + 1, 0
+        ms, counter = _last_ms, _counter
     value = (ms & ((1 << 48) - 1)) << 80
     value |= 0x7 << 76
-    value |= ((rand >> 62) & 0xFFF) << 64
+    value |= counter << 64
     value |= 0b10 << 62
-    value |= rand & ((1 << 62) - 1)
+    value |= int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
     return str(uuid.UUID(int=value))
 
 

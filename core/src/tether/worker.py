@@ -32,7 +32,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .client import Client, default_owner
-from .errors import AgentStopped, IntentTerminal, LeaseLost, StoreError, TetherError
+from .errors import AgentStopped, Forbidden, IntentTerminal, LeaseLost, StoreError, TetherError
 from .model import (
     Claim,
     ErrorInfo,
@@ -216,6 +216,7 @@ class Worker:
         self.handlers: dict[str, Handler] = {}
         self._stop = threading.Event()
         self._last_beat = -1e9
+        self._fires_timers = True
 
     def handler(self, intent_type: str) -> Callable[[Handler], Handler]:
         """Register ``fn`` for ``intent_type``."""
@@ -259,7 +260,11 @@ class Worker:
             intent_types=list(self.handlers) or None,
         )  # fmt: skip
         if claim is None:
-            client.fire_due_timers()
+            if self._fires_timers:  # the server fires timers itself; an agent key may not
+                try:
+                    client.fire_due_timers()
+                except Forbidden:
+                    self._fires_timers = False
             self._stop.wait(self.poll_seconds)
             return False
         self._handle(client, claim)

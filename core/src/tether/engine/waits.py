@@ -10,12 +10,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import json
 from datetime import timedelta
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from ..clock import to_text
 from ..errors import (
     Forbidden,
     IdempotencyConflict,
@@ -161,6 +161,8 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
             tstext(deadline),
         ),
     )  # fmt: skip
+    if task is not None:
+        _index_task(tx, row.workspace, wait_id, task, ctx.now_text)
     if deadline is not None:
         _add_timer(tx, "wait_deadline", row.intent_id, wait_id, tstext(deadline))
     if spec.kind is WaitKind.TIME:
@@ -200,7 +202,26 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
 def _assignees(task: HumanTask | None) -> str:
     if task is None:
         return "[]"
-    return dumps([*task.assignees, *(f"group:{g}" for g in task.groups)])
+    return dumps(_who_may_answer(task))
+
+
+def _who_may_answer(task: HumanTask) -> list[str]:
+    return [*task.assignees, *(f"group:{g}" for g in task.groups)]
+
+
+ANYONE = "*"
+"""The assignee of a task with no assignees and no groups: any person of the workspace."""
+
+
+def _index_task(tx: Tx, workspace: str, wait_id: str, task: HumanTask, opened_at: str) -> None:
+    """(Re)write who may answer the open task, the index the inbox lists from."""
+    tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
+    for assignee in dict.fromkeys(_who_may_answer(task) or [ANYONE]):
+        tx.execute(
+            "INSERT INTO task_assignees (workspace, assignee, opened_at, wait_id) "
+            "VALUES (?, ?, ?, ?)",
+            (workspace, assignee, opened_at, wait_id),
+        )
 
 
 def _add_timer(tx: Tx, kind: str, intent_id: str, wait_id: str | None, due: str | None) -> None:
@@ -233,6 +254,7 @@ def _close(
     tx.execute(
         "UPDATE timers SET status = 'canceled' WHERE wait_id = ? AND status = 'pending'", (wait_id,)
     )
+    tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
 
 
 def _resume(
@@ -517,24 +539,44 @@ def _resolve_child_wait(tx: Tx, ctx: Ctx, wait_id: str, child: IntentRow) -> Non
 
 
 def tasks(tx: Tx, ctx: Ctx, mine: bool, limit: int) -> list[Intent]:
-    """Open human tasks, oldest first; ``mine`` keeps those the actor may act on."""
-    from .intents import read
+    """Open human tasks, oldest first; ``mine`` keeps those the actor may act on.
 
-    rows = tx.all(
-        "SELECT w.wait_id, w.intent_id, w.spec FROM waits w JOIN intents i ON i.intent_id = w.intent_id "
-        "WHERE w.status = 'open' AND w.kind = 'human' AND i.workspace = ? "
-        "ORDER BY w.opened_at, w.wait_id LIMIT ?",
-        (ctx.actor.workspace, limit if not mine else limit * 20),
+    A person's tasks come from the ``task_assignees`` index: one ordered range per name the
+    person answers to (their own, each group's, and "anyone"), merged; so the cost follows
+    the page, not the number of open tasks.
+    """
+    from .intents import read_many
+
+    person = mine and ctx.actor.kind is PrincipalKind.HUMAN
+    if not person:
+        rows = tx.all(
+            "SELECT w.opened_at, w.wait_id, w.intent_id FROM waits w "
+            "JOIN intents i ON i.intent_id = w.intent_id "
+            "WHERE w.status = 'open' AND w.kind = 'human' AND i.workspace = ? "
+            "ORDER BY w.opened_at, w.wait_id LIMIT ?",
+            (ctx.actor.workspace, limit),
+        )
+        return read_many(tx, ctx, [r[2] for r in rows])
+    names = [ctx.actor.name, *(f"group:{g}" for g in ctx.actor.groups), ANYONE]
+    found: set[tuple[str, str]] = set()
+    for name in dict.fromkeys(names):
+        found.update(
+            tx.all(
+                "SELECT opened_at, wait_id FROM task_assignees "
+                "WHERE workspace = ? AND assignee = ? ORDER BY opened_at, wait_id LIMIT ?",
+                (ctx.actor.workspace, name, limit),
+            )
+        )
+    page = [wait_id for _, wait_id in sorted(found)[:limit]]
+    if not page:
+        return []
+    owners: dict[str, str] = dict(
+        tx.all(
+            f"SELECT wait_id, intent_id FROM waits WHERE wait_id IN ({', '.join('?' * len(page))})",
+            page,
+        )
     )
-    out: list[Intent] = []
-    for _, intent_id, spec in rows:
-        task = HumanTask.model_validate(json.loads(spec)["human_task"])
-        if mine and not may_act_on(task, ctx):
-            continue
-        out.append(read(tx, ctx, intent_id))
-        if len(out) >= limit:
-            break
-    return out
+    return read_many(tx, ctx, [owners[w] for w in page if w in owners])
 
 
 def reply(tx: Tx, ctx: Ctx, intent_id: str, message: str) -> Intent:
@@ -572,6 +614,7 @@ def delegate(tx: Tx, ctx: Ctx, intent_id: str, delegate_to: str, note: str | Non
         "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
         (dumps(spec), _assignees(moved), wait.wait_id),
     )
+    _index_task(tx, row.workspace, wait.wait_id, moved, to_text(wait.opened_at))
     before = task.assignees + [f"group:{g}" for g in task.groups]
     details: dict[str, Any] = {"wait_id": wait.wait_id, "from": before, "to": delegate_to}
     if note:
@@ -619,5 +662,6 @@ def remind(tx: Tx, ctx: Ctx, wait_id: str) -> None:
         "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
         (dumps(spec), _assignees(moved), wait_id),
     )
+    _index_task(tx, row.workspace, wait_id, moved, load_wait_row(tx, wait_id)[7])
     append_event(tx, ctx, row, "intent.escalated",
                  details={"wait_id": wait_id, "from": names, "to": target, "reminders": count - 1})  # fmt: skip

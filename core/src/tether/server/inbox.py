@@ -122,14 +122,15 @@ def _thread(e: Engine, intent_id: str, who: Principal) -> Thread:
 def list_threads(
     who: Anyone, e: EngineDep, owner_agent: str | None = None,
     status: Annotated[str | None, Query(pattern="^(pending|active|done)$")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONModel:  # fmt: skip
     """With ``owner_agent`` (an agent's own key implies it): intents that reply to that agent,
     ended ones included (completion delivery). Otherwise: the human tasks this key may answer."""
     owner = _owner(who, owner_agent)
     if owner is not None:
-        found = [intent for _, intent in e.inbox_changes(reply_to=owner, limit=500, actor=who)]
+        found = [intent for _, intent in e.inbox_changes(reply_to=owner, limit=limit, actor=who)]
     else:
-        found = e.list_tasks(mine=who.kind is PrincipalKind.HUMAN, limit=500, actor=who)
+        found = e.list_tasks(mine=who.kind is PrincipalKind.HUMAN, limit=limit, actor=who)
     threads = [thread(i, e.list_events(i.intent_id, actor=who)) for i in found]
     return JSONModel(
         ThreadList(threads=[t for t in threads if status is None or t.status == status])

@@ -15,8 +15,16 @@ from dataclasses import dataclass
 _DIALECT_WORDS = {
     # rowid order without AUTOINCREMENT's extra table write on every insert; tables keyed by
     # (intent, ...) are clustered on that key, one B-tree instead of a table and an index
-    "sqlite": {"autoinc": "INTEGER PRIMARY KEY", "without_rowid": " WITHOUT ROWID"},
-    "postgresql": {"autoinc": "BIGSERIAL PRIMARY KEY", "without_rowid": ""},
+    "sqlite": {
+        "autoinc": "INTEGER PRIMARY KEY",
+        "without_rowid": " WITHOUT ROWID",
+        "json_elements": "json_each(w.assignees) AS j",
+    },
+    "postgresql": {
+        "autoinc": "BIGSERIAL PRIMARY KEY",
+        "without_rowid": "",
+        "json_elements": "jsonb_array_elements_text(w.assignees::jsonb) AS j(value)",
+    },
 }
 
 
@@ -261,6 +269,30 @@ MIGRATIONS += (
             )""",
             "CREATE INDEX mesh_events_by_agent ON mesh_events (agent, event_id)",
             "CREATE INDEX intents_by_agent_created ON intents (to_agent, created_at)",
+        ),
+    ),
+)
+MIGRATIONS += (
+    Migration(
+        7,
+        "who may answer each open human task, indexed for the inbox",
+        (
+            """CREATE TABLE task_assignees (
+                workspace TEXT NOT NULL,
+                assignee TEXT NOT NULL,
+                opened_at TEXT NOT NULL,
+                wait_id TEXT NOT NULL,
+                PRIMARY KEY (workspace, assignee, opened_at, wait_id)
+            ){without_rowid}""",
+            "CREATE INDEX task_assignees_by_wait ON task_assignees (wait_id)",
+            """INSERT INTO task_assignees (workspace, assignee, opened_at, wait_id)
+                SELECT i.workspace, j.value, w.opened_at, w.wait_id
+                FROM waits w JOIN intents i ON i.intent_id = w.intent_id, {json_elements}
+                WHERE w.status = 'open' AND w.kind = 'human'""",
+            """INSERT INTO task_assignees (workspace, assignee, opened_at, wait_id)
+                SELECT i.workspace, '*', w.opened_at, w.wait_id
+                FROM waits w JOIN intents i ON i.intent_id = w.intent_id
+                WHERE w.status = 'open' AND w.kind = 'human' AND w.assignees = '[]'""",
         ),
     ),
 )
