@@ -3,10 +3,14 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Each adapter has its own environment with its framework (they cannot share one: see
+# docs/decisions.md), holding tether (editable) and the adapter.
+ADAPTERS := openai_agents crewai
+ADAPTER_STAMPS := $(ADAPTERS:%=adapters/%/.venv/.installed)
 
-.PHONY: install chromium demo test lint typecheck bench chaos clean
+.PHONY: install chromium demo test lint typecheck bench chaos compare clean
 
-install: $(STAMP) chromium
+install: $(STAMP) $(ADAPTER_STAMPS) chromium
 
 # The web inbox's browser tests drive Debian's Chromium (Playwright uses it as it is).
 chromium:
@@ -20,16 +24,33 @@ $(STAMP): pyproject.toml core/pyproject.toml
 	$(BIN)/pip install --quiet -e './core[postgres,otel]' --group dev
 	touch $(STAMP)
 
-demo: $(STAMP)
-	$(BIN)/tether demo
+adapters/%/.venv/.installed: adapters/%/pyproject.toml core/pyproject.toml
+	$(PYTHON) -m venv adapters/$*/.venv
+	adapters/$*/.venv/bin/python -m pip install --quiet --upgrade "pip>=25.1"
+	adapters/$*/.venv/bin/pip install --quiet -e './core[postgres]' -e ./adapters/$* \
+	  --group adapters/$*/pyproject.toml:dev
+	touch $@
 
-lint: $(STAMP)
-	$(BIN)/ruff check core tests bench
-	$(BIN)/ruff format --check core tests bench
+demo: $(STAMP) $(ADAPTER_STAMPS)
+	$(BIN)/tether demo
+	@true
+	adapters/openai_agents/.venv/bin/python examples/openai_agents_payments.py
+	adapters/crewai/.venv/bin/python examples/crewai_content_review.py
+
+lint: $(STAMP) $(ADAPTER_STAMPS)
+	$(BIN)/ruff check core adapters tests bench examples
+	$(BIN)/ruff format --check core adapters tests bench examples
 	$(BIN)/mypy
+	for a in $(ADAPTERS); do \
+	  adapters/$$a/.venv/bin/mypy --config-file adapters/$$a/pyproject.toml adapters/$$a/src || exit 1; \
+	done
 
 test: lint chromium
 	$(BIN)/pytest
+	for a in $(ADAPTERS); do \
+	  adapters/$$a/.venv/bin/python -m pytest -c adapters/$$a/pyproject.toml --rootdir=. \
+	    tests/adapters/$$a || exit 1; \
+	done
 
 # The long forms of the chaos and fuzz suites (their short forms run in make test).
 chaos: $(STAMP) chromium
@@ -44,4 +65,4 @@ bench: $(STAMP)
 	$(BIN)/python bench/mesh.py
 
 clean:
-	rm -rf $(VENV) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ADAPTERS:%=adapters/%/.venv) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -1,0 +1,53 @@
+"""The agent's boundaries: the one place per boundary where tether's policy is asked.
+
+Every model turn passes :func:`before_model_turn` and, when the model really answered (not a
+turn replayed from the journal), :func:`after_model_turn`; every tool call passes
+:func:`before_tool_call` before its body runs. The mesh (kill switch, pause, tool scope,
+spend caps) is asked here and nowhere else:
+
+- ``before_model_turn``: ``client.check`` (a killed or paused agent stops; the intent is held,
+  not failed, and goes on after a resume),
+- ``before_tool_call``: ``client.authorize_tool`` (the same, and a tool outside the agent's
+  scope is reported to the model instead of running; the denial is on the intent's trail),
+- ``after_model_turn``: ``client.report_usage`` with the turn's tokens and its cost from the
+  runner's ``price`` (a ``require_approval`` spend cap stops the run for a person here).
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import tether
+from agents import ModelResponse
+
+from ._binding import Abort, Binding
+
+
+async def before_model_turn(binding: Binding) -> None:
+    """A model turn is about to be taken (or replayed) for ``binding.intent_id``."""
+    await binding.call(binding.client.check, binding.intent_id, lease=binding.lease)
+
+
+async def after_model_turn(binding: Binding, model: str, response: ModelResponse) -> None:
+    """The model answered (a fresh turn, journaled); ``response.usage`` is its spend."""
+    usage = response.usage
+    tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
+    cost = binding.price(model, tokens_in, tokens_out) if binding.price is not None else 0.0
+    await binding.call(
+        binding.client.report_usage, binding.intent_id, model=model, tokens_in=tokens_in,
+        tokens_out=tokens_out, cost_usd=cost, lease=binding.lease,
+    )  # fmt: skip
+
+
+async def before_tool_call(binding: Binding, tool_name: str) -> str | None:
+    """A tool body is about to run. Returns a message for the model instead of running the
+    tool when policy denies it (``None``: go ahead)."""
+    try:
+        await asyncio.to_thread(
+            binding.client.authorize_tool, binding.intent_id, tool_name, lease=binding.lease
+        )
+    except tether.ToolDenied as denied:
+        return f"The tool {tool_name!r} is not allowed for this agent ({denied.message})."
+    except tether.TetherError as exc:
+        raise Abort(exc) from exc
+    return None

@@ -1,0 +1,1 @@
+"""Tests of the framework adapters, each run in its adapter's own environment."""
