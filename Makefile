@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Each adapter has its own environment with its framework (they cannot share one: see
 # docs/decisions.md), holding tether (editable) and the adapter.
-ADAPTERS := openai_agents crewai
+ADAPTERS := langgraph openai_agents crewai
 ADAPTER_STAMPS := $(ADAPTERS:%=adapters/%/.venv/.installed)
 
 .PHONY: install chromium demo test lint typecheck bench chaos compare clean
@@ -33,7 +33,7 @@ adapters/%/.venv/.installed: adapters/%/pyproject.toml core/pyproject.toml
 
 demo: $(STAMP) $(ADAPTER_STAMPS)
 	$(BIN)/tether demo
-	@true
+	adapters/langgraph/.venv/bin/python examples/langgraph_refund.py
 	adapters/openai_agents/.venv/bin/python examples/openai_agents_payments.py
 	adapters/crewai/.venv/bin/python examples/crewai_content_review.py
 

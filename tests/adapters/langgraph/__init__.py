@@ -1,0 +1,1 @@
+"""Tests of tether-langgraph (run with the adapter's environment; see its README)."""
