@@ -58,11 +58,15 @@ chaos: $(STAMP) chromium
 	TETHER_FUZZ_EXAMPLES=100 $(BIN)/pytest -o timeout=3600 tests/core/server/test_schemathesis.py
 	TETHER_HYPOTHESIS_EXAMPLES=500 $(BIN)/pytest -o timeout=3600 tests/core/test_concurrency.py
 
-bench: $(STAMP)
+bench: $(STAMP) $(ADAPTER_STAMPS)
 	$(BIN)/python bench/engine.py
 	$(BIN)/python bench/http.py
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/mesh.py
+	$(BIN)/python bench/scale.py
+	adapters/langgraph/.venv/bin/python bench/langgraph.py
+	adapters/openai_agents/.venv/bin/python bench/openai_agents.py
+	adapters/crewai/.venv/bin/python bench/crewai.py
 
 clean:
 	rm -rf $(VENV) $(ADAPTERS:%=adapters/%/.venv) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis
