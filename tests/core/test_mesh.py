@@ -324,3 +324,20 @@ def test_a_worker_with_an_agent_key_over_http_guards_and_beats_for_its_own_agent
             assert local.get_agent(AGENT).health is Health.ACTIVE
             with pytest.raises(tether.Forbidden):  # its own agent only
                 remote.register_agent("agent://test/other")
+
+
+def test_a_step_can_carry_its_model_turns_usage_in_the_same_write(client: Client) -> None:
+    client.set_policy(AGENT, AgentPolicy(cost=CostPolicy(max_cost_per_day_usd=1.0,
+                                                         action_on_breach="require_approval")))  # fmt: skip
+    intent, lease = started(client)
+    turn = tether.TurnUsage(model="m", tokens_in=100, tokens_out=10, cost_usd=0.4)
+    client.record_step(intent.intent_id, "model:1", {"text": "hi"}, lease=lease, usage=turn)
+    client.record_step(intent.intent_id, "model:1", {"text": "hi"}, lease=lease, usage=turn)
+    assert client.intent_usage(intent.intent_id).turns == 1  # a replayed record reports nothing
+    with pytest.raises(ApprovalPending):  # recorded, and now over the cap: a person decides
+        client.record_step(intent.intent_id, "model:2", {"text": "more"}, lease=lease,
+                           usage=turn.model_copy(update={"cost_usd": 0.7}))  # fmt: skip
+    assert client.get_step(intent.intent_id, "model:2") is not None
+    assert client.get_intent(intent.intent_id).status is Status.WAITING
+    types = event_types(client, intent.intent_id)
+    assert types.count("model.usage") == 2 and types[-1] == "intent.human_task_assigned"

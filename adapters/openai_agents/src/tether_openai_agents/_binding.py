@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import tether
+from tether import TurnUsage
 
 from ._journal import Journal
 
@@ -58,10 +59,11 @@ class Binding:
         except tether.TetherError as exc:
             raise Abort(exc) from exc
 
-    async def record(self, key: str, value: Any) -> Any:
-        """Journal a finished step (first record wins) and return what is on record."""
+    async def record(self, key: str, value: Any, usage: TurnUsage | None = None) -> Any:
+        """Journal a finished step (first record wins) and return what is on record;
+        ``usage`` is the model turn's spend, reported in the same write."""
         step = await self.call(
-            self.client.record_step, self.intent_id, key, value, lease=self.lease
+            self.client.record_step, self.intent_id, key, value, lease=self.lease, usage=usage
         )
         self.journal.written(key, step.result)
         return step.result
@@ -70,12 +72,15 @@ class Binding:
         """Journal a tool call's result, with the model turn that made the call if that turn
         is not written yet."""
         turn = self.journal.take_turn_for(call_id)
-        return await self.record(key, {**value, "turn": turn} if turn is not None else value)
+        if turn is None:
+            return await self.record(key, value)
+        usage = self.journal.take_usage(turn["key"])
+        return await self.record(key, {**value, "turn": turn}, usage)
 
     async def write_held_turns(self) -> None:
         """Write the model turns still held back (the segment stops here)."""
         for key, response in self.journal.take_unwritten().items():
-            await self.record(key, response)
+            await self.record(key, response, self.journal.take_usage(key))
 
 
 _current: ContextVar[Binding | None] = ContextVar("tether_openai_agents_binding", default=None)

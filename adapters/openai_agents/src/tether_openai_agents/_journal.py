@@ -7,6 +7,7 @@ instead of two. Nothing is lost by the wait: a turn has no effect of its own, an
 its calls has finished, a run resumed after a crash may just as well ask the model again (the
 calls that had not finished run again either way). Every other turn (a final answer, a
 handoff, calls that only wait for a person) is written at once, or when the segment stops.
+A turn's usage (the agent's spend) is reported by the same write that records the turn.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 import tether
+from tether import TurnUsage
 
 
 class Journal:
@@ -29,15 +31,20 @@ class Journal:
         self.unwritten: dict[str, Any] = {}
         """Model turns held back to ride with a tool result, by key."""
         self._turn_of_call: dict[str, str] = {}
+        self._usage: dict[str, TurnUsage] = {}
 
     def get(self, key: str) -> Any | None:
         """What is on record (or held back) under ``key``."""
         found = self.entries.get(key)
         return found if found is not None else self.unwritten.get(key)
 
-    def hold_turn(self, key: str, response: Any, call_ids: list[str]) -> None:
+    def hold_turn(
+        self, key: str, response: Any, call_ids: list[str], usage: TurnUsage | None = None
+    ) -> None:
         """Keep a model turn back until the first of its calls records its result."""
         self.unwritten[key] = response
+        if usage is not None:
+            self._usage[key] = usage
         for call_id in call_ids:
             self._turn_of_call[call_id] = key
 
@@ -47,6 +54,10 @@ class Journal:
         if key is None or key not in self.unwritten:
             return None
         return {"key": key, "response": self.unwritten.pop(key)}
+
+    def take_usage(self, key: str) -> TurnUsage | None:
+        """The held-back turn's usage, reported with the write that holds the turn (once)."""
+        return self._usage.pop(key, None)
 
     def written(self, key: str, result: Any) -> None:
         self.entries[key] = result

@@ -73,12 +73,12 @@ class JournalingModel(Model):
         if recorded is not None:
             return decode_response(recorded)
         response = await ask()
+        usage = _policy.turn_usage(binding, model_name(self.inner), response)
         calls = journaled_calls(response, tools)
         if calls:
-            binding.journal.hold_turn(key, encode_response(response), calls)
+            binding.journal.hold_turn(key, encode_response(response), calls, usage)
         else:
-            await binding.record(key, encode_response(response))
-        await _policy.after_model_turn(binding, model_name(self.inner), response)
+            await binding.record(key, encode_response(response), usage)
         return response
 
     def stream_response(

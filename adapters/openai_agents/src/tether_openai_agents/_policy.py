@@ -1,7 +1,7 @@
 """The agent's boundaries: the one place per boundary where tether's policy is asked.
 
 Every model turn passes :func:`before_model_turn` and, when the model really answered (not a
-turn replayed from the journal), :func:`after_model_turn`; every tool call passes
+turn replayed from the journal), :func:`turn_usage`; every tool call passes
 :func:`before_tool_call` before its body runs. The mesh (kill switch, pause, tool scope,
 spend caps) is asked here and nowhere else:
 
@@ -9,8 +9,9 @@ spend caps) is asked here and nowhere else:
   not failed, and goes on after a resume),
 - ``before_tool_call``: ``client.authorize_tool`` (the same, and a tool outside the agent's
   scope is reported to the model instead of running; the denial is on the intent's trail),
-- ``after_model_turn``: ``client.report_usage`` with the turn's tokens and its cost from the
-  runner's ``price`` (a ``require_approval`` spend cap stops the run for a person here).
+- ``turn_usage``: the turn's tokens and cost (from the runner's ``price``), which the journal
+  reports as spend with the write that records the turn (``record_step(..., usage=)``: no
+  extra write; a ``require_approval`` spend cap stops the run for a person there).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import asyncio
 
 import tether
 from agents import ModelResponse
+from tether import TurnUsage
 
 from ._binding import Abort, Binding
 
@@ -28,15 +30,14 @@ async def before_model_turn(binding: Binding) -> None:
     await binding.call(binding.client.check, binding.intent_id, lease=binding.lease)
 
 
-async def after_model_turn(binding: Binding, model: str, response: ModelResponse) -> None:
-    """The model answered (a fresh turn, journaled); ``response.usage`` is its spend."""
+def turn_usage(binding: Binding, model: str, response: ModelResponse) -> TurnUsage:
+    """A fresh model turn's usage (its cost from the runner's ``price``): the journal write
+    that records the turn reports it as the agent's spend, in the same transaction, and a
+    ``require_approval`` spend cap stops the run there for a person."""
     usage = response.usage
     tokens_in, tokens_out = usage.input_tokens or 0, usage.output_tokens or 0
     cost = binding.price(model, tokens_in, tokens_out) if binding.price is not None else 0.0
-    await binding.call(
-        binding.client.report_usage, binding.intent_id, model=model, tokens_in=tokens_in,
-        tokens_out=tokens_out, cost_usd=cost, lease=binding.lease,
-    )  # fmt: skip
+    return TurnUsage(model=model, tokens_in=tokens_in, tokens_out=tokens_out, cost_usd=cost)
 
 
 async def before_tool_call(binding: Binding, tool_name: str) -> str | None:

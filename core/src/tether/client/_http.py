@@ -48,6 +48,7 @@ from ..model import (
     StateRecord,
     Status,
     Step,
+    TurnUsage,
     UsageReport,
     Wait,
     WaitSpec,
@@ -420,11 +421,13 @@ class HttpBackend:
         result: Any,
         *,
         lease_token: str | None = None,
+        usage: TurnUsage | None = None,
         actor: Principal | None = None,
     ) -> Step:
-        data = self._post(
-            f"/v1/intents/{intent_id}/steps", {"key": key, "result": result}, lease=lease_token
-        )
+        body: dict[str, Any] = {"key": key, "result": result}
+        if usage is not None:
+            body["usage"] = usage.model_dump(mode="json")
+        data = self._post(f"/v1/intents/{intent_id}/steps", body, lease=lease_token)
         return Step.model_validate(data["step"])
 
     def get_state(

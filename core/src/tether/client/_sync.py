@@ -37,6 +37,7 @@ from ..model import (
     StateRecord,
     Status,
     Step,
+    TurnUsage,
     UsageReport,
     Wait,
     WaitKind,
@@ -426,9 +427,20 @@ class Client:
         return self._engine.get_step(intent_id, key)
 
     def record_step(
-        self, intent_id: str, key: str, result: Any, *, lease: Lease | None = None
+        self,
+        intent_id: str,
+        key: str,
+        result: Any,
+        *,
+        lease: Lease | None = None,
+        usage: TurnUsage | None = None,
     ) -> Step:
-        return self._engine.record_step(intent_id, key, result, lease_token=_token(lease))
+        """Record a finished step; the first record of a key wins. ``usage`` reports the model
+        turn the step holds in the same write (see :meth:`report_usage`; it raises
+        :class:`tether.ApprovalPending` the same way, after recording the step)."""
+        return self._engine.record_step(
+            intent_id, key, result, lease_token=_token(lease), usage=usage
+        )
 
     def list_steps(self, intent_id: str) -> list[Step]:
         return self._engine.list_steps(intent_id)

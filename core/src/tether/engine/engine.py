@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 from ..clock import Clock, to_text
 from ..errors import (
     AgentStopped,
+    ApprovalPending,
     InvalidRequest,
     RateLimited,
     SenderNotAllowed,
@@ -47,6 +48,7 @@ from ..model import (
     Status,
     Step,
     Subscription,
+    TurnUsage,
     UsageReport,
     Wait,
     WaitSpec,
@@ -385,11 +387,24 @@ class Engine:
         result: Any,
         *,
         lease_token: str | None = None,
+        usage: TurnUsage | None = None,
         actor: Principal | None = None,
     ) -> Step:
-        return self._write(
-            lambda tx, ctx: journal.record_step(tx, ctx, intent_id, key, result, lease_token), actor
-        )
+        """Record a finished step (the first record of a key wins). ``usage`` reports the
+        model turn the step holds in the same transaction; if that crosses a
+        ``require_approval`` spend cap, the step is recorded and :class:`ApprovalPending`
+        is raised: the intent now waits for a person."""
+        step, wait_id = self._write(
+            lambda tx, ctx: journal.record_step(tx, ctx, intent_id, key, result, lease_token,
+                                                usage),
+            actor,
+        )  # fmt: skip
+        if wait_id is not None:
+            raise ApprovalPending(
+                f"intent {intent_id} crossed its agent's spend cap and waits for approval",
+                details={"intent_id": intent_id, "wait_id": wait_id, "step": key},
+            )
+        return step
 
     def get_state(
         self, intent_id: str, key: str = "default", *, actor: Principal | None = None

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..clock import from_text
 from ..errors import InvalidRequest, VersionConflict
-from ..model import StateRecord, Step
+from ..model import StateRecord, Step, TurnUsage
 from ..store import Tx
 from .context import Ctx
 from .intents import check_lease
@@ -50,9 +50,20 @@ def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
 
 
 def record_step(
-    tx: Tx, ctx: Ctx, intent_id: str, key: str, result: Any, lease_token: str | None
-) -> Step:
-    """Record a finished step. The first record wins: a second one returns the first."""
+    tx: Tx,
+    ctx: Ctx,
+    intent_id: str,
+    key: str,
+    result: Any,
+    lease_token: str | None,
+    usage: TurnUsage | None = None,
+) -> tuple[Step, str | None]:
+    """Record a finished step. The first record wins: a second one returns the first.
+
+    With ``usage`` (the model turn the step holds), the turn's usage is reported in the same
+    transaction, once (not again when the step was already recorded). Returns the step and,
+    if that report crossed a ``require_approval`` spend cap, the human wait it opened.
+    """
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
     row = load_intent(tx, intent_id, ctx.actor)
@@ -65,9 +76,18 @@ def record_step(
     if inserted == 0:
         found = _find_step(tx, intent_id, key)
         assert found is not None
-        return found
+        return found, None
     append_event(tx, ctx, row, "intent.step_recorded", details={"key": key})
-    return Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
+    step = Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
+    if usage is None:
+        return step, None
+    from .mesh import report_usage
+
+    report = report_usage(
+        tx, ctx, intent_id, usage.model, usage.tokens_in, usage.tokens_out, usage.cost_usd,
+        lease_token,
+    )  # fmt: skip
+    return step, report.approval_wait_id
 
 
 def get_state(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> StateRecord | None:

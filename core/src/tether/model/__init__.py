@@ -14,6 +14,7 @@ from .agents import (
     Spend,
     SpendWindow,
     ToolPolicy,
+    TurnUsage,
     Usage,
     UsageReport,
 )
@@ -71,6 +72,7 @@ __all__ = [
     "Subscription",
     "TaskType",
     "ToolPolicy",
+    "TurnUsage",
     "Usage",
     "UsageReport",
     "Wait",

@@ -162,6 +162,15 @@ class Usage(Model):
     at: datetime
 
 
+class TurnUsage(Model):
+    """One model turn's usage, to record with the step that holds the turn (one write)."""
+
+    model: Annotated[str, Field(max_length=255)] | None = None
+    tokens_in: Annotated[int, Field(ge=0, le=10**12)] = 0
+    tokens_out: Annotated[int, Field(ge=0, le=10**12)] = 0
+    cost_usd: Usd = 0.0
+
+
 class UsageReport(Model):
     """What :meth:`Client.report_usage` returns: the intent's and the agent's totals."""
 

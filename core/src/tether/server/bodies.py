@@ -20,6 +20,7 @@ from ..model import (
     StateRecord,
     Status,
     Step,
+    TurnUsage,
     Wait,
 )
 from ..model.waits import MAX_SECONDS
@@ -212,6 +213,8 @@ class Fired(Body):
 class RecordStep(Body):
     key: Annotated[str, Field(min_length=1, max_length=512)]
     result: Any = None
+    usage: TurnUsage | None = None
+    """The model turn this step holds: its usage is reported in the same transaction."""
 
 
 class StepOut(Body):

@@ -163,7 +163,9 @@ def record_step(
     """The first record of a key wins; recording it again returns the first result."""
     return JSONModel(
         b.StepOut(
-            step=e.record_step(intent_id, body.key, body.result, lease_token=lease, actor=who)
+            step=e.record_step(
+                intent_id, body.key, body.result, lease_token=lease, usage=body.usage, actor=who
+            )
         )
     )
 
