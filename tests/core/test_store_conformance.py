@@ -138,12 +138,14 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
             intents.append(intent.intent_id)
         client.create_intent("a.b.v1", "agent://x/y")  # no task: not indexed
 
-        def as_of_version_6(tx: Tx) -> None:  # the store as the release before wrote it
+        def as_of_version_6(tx: Tx) -> None:  # the store as that release wrote it
             tx.execute("DROP TABLE task_assignees")
-            tx.execute("DELETE FROM tether_migrations WHERE version = 7")
+            tx.execute("DROP INDEX intents_by_agent_id")
+            tx.execute("DROP INDEX intents_by_agent_feed")
+            tx.execute("DELETE FROM tether_migrations WHERE version >= 7")
 
         client.store.write(as_of_version_6)
-    store = open_store(store_url)  # applies migration 7 again
+    store = open_store(store_url)  # applies migrations 7 and 8 again
     try:
         rows = store.read(lambda tx: tx.all("SELECT assignee FROM task_assignees ORDER BY 1"))
     finally:

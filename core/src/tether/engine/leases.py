@@ -186,13 +186,27 @@ def _take_quiet(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) ->
 def feed(
     tx: Tx, ctx: Ctx, agent: str, since: int, statuses: list[Status], limit: int
 ) -> list[FeedItem]:
-    """Intents addressed to ``agent`` whose status changed after feed position ``since``."""
-    rows = tx.all(
-        "SELECT intent_id, feed_seq, seq, status, waiting_reason, intent_type, updated_at "
-        f"FROM intents WHERE to_agent = ? AND workspace = ? AND feed_seq > ? "
-        f"AND status IN ({', '.join('?' * len(statuses))}) ORDER BY feed_seq LIMIT ?",
-        (agent, ctx.actor.workspace, since, *(s.value for s in statuses), limit),
-    )
+    """Intents addressed to ``agent`` whose status changed after feed position ``since``.
+
+    Without ended statuses (the default) it reads one ordered range per status and merges
+    them, so an agent with many ended intents costs what its page costs."""
+    columns = "intent_id, feed_seq, seq, status, waiting_reason, intent_type, updated_at"
+    if any(s.terminal for s in statuses):
+        rows = tx.all(
+            f"SELECT {columns} FROM intents WHERE to_agent = ? AND workspace = ? "
+            f"AND feed_seq > ? AND status IN ({', '.join('?' * len(statuses))}) "
+            "ORDER BY feed_seq LIMIT ?",
+            (agent, ctx.actor.workspace, since, *(s.value for s in statuses), limit),
+        )
+    else:
+        rows = []
+        for status in dict.fromkeys(statuses):
+            rows += tx.all(
+                f"SELECT {columns} FROM intents WHERE to_agent = ? AND status = ? "
+                "AND feed_seq > ? AND workspace = ? ORDER BY feed_seq LIMIT ?",
+                (agent, status.value, since, ctx.actor.workspace, limit),
+            )
+        rows = sorted(rows, key=lambda r: int(r[1]))[:limit]
     return [
         FeedItem(
             intent_id=r[0],

@@ -296,5 +296,15 @@ MIGRATIONS += (
         ),
     ),
 )
+MIGRATIONS += (
+    Migration(
+        8,
+        "an agent's intents and its feed, indexed for agents with many ended intents",
+        (
+            "CREATE INDEX intents_by_agent_id ON intents (to_agent, intent_id)",
+            "CREATE INDEX intents_by_agent_feed ON intents (to_agent, status, feed_seq)",
+        ),
+    ),
+)
 
 LATEST = MIGRATIONS[-1].version
