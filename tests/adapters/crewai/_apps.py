@@ -17,6 +17,18 @@ from typing import Any
 
 AGENT = "agent://test/content"
 FLOW_AGENT = "agent://test/content-flow"
+# One deployment each of _upgrade_v1's crew and flow, upgraded to _upgrade_v2's code with the
+# gated task (or the paused flow method) kept, renamed or removed (test_upgrade.py).
+UPGRADE_CREWS = {
+    "same": "agent://test/upgrade/crew",
+    "renamed": "agent://test/upgrade/crew-gated-task-renamed",
+    "removed": "agent://test/upgrade/crew-gated-task-removed",
+}
+UPGRADE_FLOWS = {
+    "same": "agent://test/upgrade/flow",
+    "renamed": "agent://test/upgrade/flow-paused-method-renamed",
+    "removed": "agent://test/upgrade/flow-paused-method-removed",
+}
 
 
 def _append(path: Path, line: str) -> None:

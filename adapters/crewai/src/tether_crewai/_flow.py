@@ -111,6 +111,13 @@ class DurableFlow(DurableRun):
                 output = flow.kickoff(inputs=inputs)
         else:
             ordinal = int(pause["ordinal"])
+            method = str(pause["context"].get("method_name"))
+            if not callable(getattr(self.flow, method, None)):  # crewai would raise KeyError
+                raise AdapterError(
+                    f"the run paused at {method}() of an earlier version of "
+                    f"{self.flow.__name__}, which has no method {method!r} now (renamed or "
+                    "removed?): it cannot resume there"
+                )
             decision = self._decision(client, intent_id, pause, lease)
             if record.get("pending") is None:  # a resume of this pause died: do it again
                 records.update(_reopen)
