@@ -53,8 +53,12 @@ test: lint chromium
 	done
 
 # The long forms of the chaos and fuzz suites (their short forms run in make test).
-chaos: $(STAMP) chromium
+chaos: $(STAMP) $(ADAPTER_STAMPS) chromium
 	TETHER_CHAOS_SECONDS=300 $(BIN)/pytest -s -o timeout=3600 tests/chaos
+	for a in $(ADAPTERS); do \
+	  TETHER_CHAOS_SECONDS=300 adapters/$$a/.venv/bin/python -m pytest -s -o timeout=3600 \
+	    -c adapters/$$a/pyproject.toml --rootdir=. tests/adapters/$$a/test_chaos.py || exit 1; \
+	done
 	TETHER_FUZZ_EXAMPLES=100 $(BIN)/pytest -o timeout=3600 tests/core/server/test_schemathesis.py
 	TETHER_HYPOTHESIS_EXAMPLES=500 $(BIN)/pytest -o timeout=3600 tests/core/test_concurrency.py
 
@@ -68,5 +72,15 @@ bench: $(STAMP) $(ADAPTER_STAMPS)
 	adapters/openai_agents/.venv/bin/python bench/openai_agents.py
 	adapters/crewai/.venv/bin/python bench/crewai.py
 
+# tether side by side with DBOS and LangGraph's checkpointers (their own environment).
+COMPARE := bench/.venv-compare
+$(COMPARE)/.installed: bench/compare-requirements.txt core/pyproject.toml
+	$(PYTHON) -m venv $(COMPARE)
+	$(COMPARE)/bin/pip install --quiet -e './core[postgres]' -r bench/compare-requirements.txt
+	touch $@
+
+compare: $(COMPARE)/.installed
+	$(COMPARE)/bin/python bench/compare.py
+
 clean:
-	rm -rf $(VENV) $(ADAPTERS:%=adapters/%/.venv) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(ADAPTERS:%=adapters/%/.venv) $(COMPARE) .tether .pytest_cache .mypy_cache .ruff_cache .hypothesis
