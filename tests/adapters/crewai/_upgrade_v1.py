@@ -20,7 +20,7 @@ from typing import Any
 
 from ._apps import UPGRADE_CREWS, UPGRADE_FLOWS, _append
 
-PARKED = {"same": 4, "renamed": 1, "removed": 1}
+PARKED = {"same": 4, "renamed": 1, "removed": 2}
 """Runs parked per deployment (the keys of UPGRADE_CREWS and UPGRADE_FLOWS)."""
 
 

@@ -108,7 +108,8 @@ def upgrade(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upgrade]:
                 assert run.status is Status.WAITING and run.wait is not None
                 assert run.wait.kind is tether.WaitKind.HUMAN and run.wait.is_open
             parked[agent] = sorted(run.intent_id for run in runs)
-        rejected = {parked[UPGRADE_CREWS["same"]][0], parked[UPGRADE_FLOWS["same"]][0]}
+        rejected = {parked[UPGRADE_CREWS["same"]][0], parked[UPGRADE_FLOWS["same"]][0],
+                    parked[UPGRADE_CREWS["removed"]][1], parked[UPGRADE_FLOWS["removed"]][1]}  # fmt: skip
         editor = client.as_actor(EDITOR)
         for intent_id in (i for runs in parked.values() for i in runs):
             if intent_id in rejected:
@@ -220,7 +221,7 @@ def test_a_renamed_gated_task_runs_with_its_decision(upgrade: Upgrade) -> None:
 
 
 def test_a_removed_gated_task_leaves_its_decision_on_the_result(upgrade: Upgrade) -> None:
-    [run] = upgrade.runs(UPGRADE_CREWS["removed"])
+    run, refused = upgrade.runs(UPGRADE_CREWS["removed"])
     assert run.status is Status.COMPLETED and run.result["status"] == "completed"
     # v2 goes on with the task it has after the finished ones; nothing was published
     assert [t["name"] for t in run.result["tasks"]] == ["research", "write", "announce"]
@@ -228,13 +229,17 @@ def test_a_removed_gated_task_leaves_its_decision_on_the_result(upgrade: Upgrade
     assert not [s.key for s in upgrade.client.list_steps(run.intent_id) if "/publish/" in s.key]
     decision = run.result["decisions"]["crew/task/2/approval"]
     assert (decision["outcome"], decision["comment"]) == ("approved", "ship it")
+    # a rejection there is never ignored by going on without the gate: the run fails clearly
+    assert refused.status is Status.FAILED and refused.error is not None
+    assert "a person answered 'rejected' at a gate there" in refused.error.message
+    assert not [s.key for s in upgrade.client.list_steps(refused.intent_id) if "/2/" in s.key]
 
 
 @pytest.mark.parametrize("variant", ["renamed", "removed"])
 def test_a_renamed_or_removed_flow_method_fails_the_run_with_a_clear_error(
     upgrade: Upgrade, variant: str
 ) -> None:
-    [run] = upgrade.runs(UPGRADE_FLOWS[variant])
+    run = upgrade.runs(UPGRADE_FLOWS[variant])[0]
     assert run.status is Status.FAILED and run.error is not None
     assert run.error.message == (
         "AdapterError: the run paused at review() of an earlier version of PostFlow, which "

@@ -106,6 +106,7 @@ class CrewSegment:
             task = self.tasks[index]
             gate = gate_of(task)
             if gate is None:
+                self.refuse_an_unkept_answer(index)
                 return None
             if gate.kind == "review":
                 round_ = self.rounds(index)
@@ -136,6 +137,22 @@ class CrewSegment:
             note = note_output(task, agent, f"This task was not done: {decision.describe()}.")
             self.binding.record(output_key(index), dump_output(note))
         return None
+
+    def refuse_an_unkept_answer(self, index: int) -> None:
+        """The task at ``index`` has no gate in this release, but a person answered a gate
+        there for the release that asked. An approval lets the crew go on; any other answer
+        would be ignored by running on, so the run fails with a clear error instead."""
+        prefix = f"crew/task/{index}/"
+        for key, wait in self.waits.items():
+            if not key.startswith(prefix) or wait.is_open or wait.kind is not tether.WaitKind.HUMAN:
+                continue
+            decision = Decision.of(wait)
+            if not decision.approved:
+                raise AdapterError(
+                    f"task {index} of this crew has no gate now, but a person answered "
+                    f"{decision.outcome!r} at a gate there for an earlier release: going on "
+                    "would ignore that answer"
+                )
 
     def restore(self) -> None:
         """Put back the outputs of finished tasks so the kickoff starts after them."""
