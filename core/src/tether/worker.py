@@ -40,6 +40,7 @@ from .model import (
     Intent,
     Lease,
     OnTimeout,
+    Step,
     UsageReport,
     Wait,
     WaitKind,
@@ -71,6 +72,10 @@ class WorkContext:
     claim: Claim
     lease: Lease
     _lost: threading.Event = field(default_factory=threading.Event)
+    _steps: dict[str, Step] | None = None
+    """The journal as this claim found it (read once), plus what this run recorded."""
+    _waits: dict[str, Wait] | None = None
+    """The intent's waits by key, read once per claim, plus those this run opened."""
 
     @property
     def intent(self) -> Intent:
@@ -92,16 +97,30 @@ class WorkContext:
     def step(self, key: str, fn: Callable[[], T]) -> T:
         """Run ``fn`` once for this intent and key; later runs get its recorded result.
 
-        Each step is a boundary: a killed or paused agent stops here (see :meth:`check`).
+        A step not yet recorded is a boundary: a killed or paused agent stops before it runs
+        (see :meth:`check`). The journal is read once per claim, so replaying recorded steps
+        costs no round trip each.
         """
-        self.check()
-        return self.client.step(self.intent.intent_id, key, fn, lease=self.lease)
+        return self._once(key, fn, self.check)
 
     def tool(self, name: str, fn: Callable[[], T], *, key: str | None = None) -> T:
         """Call the tool ``name`` once (a step keyed ``key``, default ``tool:<name>``), if the
         agent's tool scope allows it; :class:`tether.ToolDenied` if not."""
-        self.client.authorize_tool(self.intent.intent_id, name, lease=self.lease)
-        return self.client.step(self.intent.intent_id, key or f"tool:{name}", fn, lease=self.lease)
+        intent_id = self.intent.intent_id
+        return self._once(key or f"tool:{name}", fn,
+                          lambda: self.client.authorize_tool(intent_id, name, lease=self.lease))  # fmt: skip
+
+    def _once(self, key: str, fn: Callable[[], T], boundary: Callable[[], None]) -> T:
+        if self._steps is None:
+            self._steps = {s.key: s for s in self.client.list_steps(self.intent.intent_id)}
+        done = self._steps.get(key)
+        if done is not None:
+            return done.result  # type: ignore[no-any-return]
+        boundary()
+        value = fn()
+        recorded = self.client.record_step(self.intent.intent_id, key, value, lease=self.lease)
+        self._steps[key] = recorded
+        return recorded.result  # type: ignore[no-any-return]
 
     def check(self) -> None:
         """A boundary: raises :class:`tether.AgentStopped` if the agent was killed or paused
@@ -190,10 +209,9 @@ class WorkContext:
         )
 
     def _existing(self, key: str) -> Wait | None:
-        for wait in self.client.list_waits(self.intent.intent_id):
-            if wait.key == key:
-                return wait
-        return None
+        if self._waits is None:
+            self._waits = {w.key: w for w in self.client.list_waits(self.intent.intent_id)}
+        return self._waits.get(key)
 
 
 class Worker:
@@ -257,7 +275,7 @@ class Worker:
             return False
         claim = client.claim(
             self.agent, owner=self.owner, lease_seconds=self.lease_seconds,
-            intent_types=list(self.handlers) or None,
+            intent_types=list(self.handlers) or None, start=True,
         )  # fmt: skip
         if claim is None:
             if self._fires_timers:  # the server fires timers itself; an agent key may not

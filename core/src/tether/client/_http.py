@@ -461,6 +461,7 @@ class HttpBackend:
         owner: str,
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
+        start: bool = False,
         actor: Principal | None = None,
     ) -> Claim | None:
         body = {
@@ -468,6 +469,7 @@ class HttpBackend:
             "owner": owner,
             "lease_seconds": lease_seconds,
             "intent_types": intent_types,
+            "start": start,
         }
         found = self._post("/v1/claims", body)["claim"]
         return Claim.model_validate(_claim_json(found)) if found is not None else None

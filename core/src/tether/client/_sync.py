@@ -471,13 +471,16 @@ class Client:
         owner: str | None = None,
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
+        start: bool = False,
     ) -> Claim | None:
-        """Claim the next runnable intent for ``agent`` (new, or resumed after a wait)."""
+        """Claim the next runnable intent for ``agent`` (new, or resumed after a wait); with
+        ``start``, a new one is IN_PROGRESS when it is returned (one write, not two)."""
         return self._engine.claim(
             agent,
             owner=owner or default_owner(),
             lease_seconds=lease_seconds,
             intent_types=intent_types,
+            start=start,
         )
 
     def agent_feed(

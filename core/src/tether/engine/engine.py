@@ -437,11 +437,15 @@ class Engine:
         owner: str,
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
+        start: bool = False,
         actor: Principal | None = None,
     ) -> Claim | None:
+        """Claim the next runnable intent of ``agent``; ``start`` also begins work on it."""
         return self._write(
-            lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types), actor
-        )
+            lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types,
+                                         start),
+            actor,
+        )  # fmt: skip
 
     def agent_feed(
         self,

@@ -43,8 +43,10 @@ def claim(
     owner: str,
     seconds: float,
     intent_types: list[str] | None,
+    start: bool = False,
 ) -> Claim | None:
-    """Claim the oldest runnable intent addressed to ``agent`` whose lease is free."""
+    """Claim the oldest runnable intent addressed to ``agent`` whose lease is free; with
+    ``start``, also begin work on it (IN_PROGRESS) in the same transaction."""
     _check_ttl(seconds)
     if mesh.check_claim(tx, ctx, agent) is not None:
         return None  # a paused or killed agent takes no work; its intents wait for it
@@ -65,7 +67,13 @@ def claim(
     )
     if found is None:
         return None
-    return _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds)
+    claimed = _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds)
+    if start and claimed.intent.status is not Status.IN_PROGRESS:
+        row = load_intent(tx, claimed.intent.intent_id, ctx.actor)
+        append_event(tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS,
+                     details={"worker": owner})  # fmt: skip
+        claimed = claimed.model_copy(update={"intent": read(tx, ctx, row.intent_id)})
+    return claimed
 
 
 def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:

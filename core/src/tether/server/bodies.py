@@ -243,6 +243,8 @@ class ClaimNext(Body):
     owner: Annotated[str, Field(min_length=1, max_length=255)] | None = None
     lease_seconds: Annotated[float, Field(gt=0, le=86400)] = 30.0
     intent_types: list[str] | None = None
+    start: bool = False
+    """Also begin work on it (IN_PROGRESS) in the same transaction."""
 
 
 class ClaimOne(Body):

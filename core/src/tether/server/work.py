@@ -205,6 +205,7 @@ def claim(body: b.ClaimNext, who: Agent, e: EngineDep) -> JSONModel:
                 owner=body.owner or who.actor,
                 lease_seconds=body.lease_seconds,
                 intent_types=body.intent_types,
+                start=body.start,
                 actor=who,
             )
         )
