@@ -25,7 +25,7 @@ Example::
 
 from ._journal import ajournal_tool_call, astep, journal_tool_call, step, tool_node
 from ._nodes import awaits_tool, requires_approval
-from ._runner import DurableGraph, RunResult, default_interrupt_task
+from ._runner import DurableGraph, GraphChanged, RunResult, default_interrupt_task
 from ._saver import TetherSaver
 from ._waits import (
     Decision,
@@ -39,6 +39,7 @@ from ._waits import (
 __all__ = [
     "Decision",
     "DurableGraph",
+    "GraphChanged",
     "RunResult",
     "TetherSaver",
     "ToolResult",

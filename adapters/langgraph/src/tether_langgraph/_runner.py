@@ -53,6 +53,10 @@ logger = logging.getLogger("tether_langgraph")
 RUN_INTENT_TYPE = "langgraph.run.v1"
 _NOT_STARTED = (Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED)
 _MAX_RECHECKS = 3
+_INTERRUPT_WRITES = "__interrupt__"
+"""The channel of a task's interrupts in a checkpoint's pending writes (as stored)."""
+_UNFINISHED = (_INTERRUPT_WRITES, "__resume__", "__error__", "__error_source_node__")
+"""The writes of a task that has not finished (any other write says it has)."""
 _NOT_A_FAILURE = (LeaseLost, AgentStopped, IntentTerminal)
 """Errors that end an attempt without failing the run: another worker has it, its agent is
 killed or paused (or it waits for a spend approval), or it was canceled meanwhile."""
@@ -68,6 +72,15 @@ class RunResult:
     status: Literal["completed", "waiting"]
     output: Any = None
     wait: Wait | None = None
+
+
+class GraphChanged(IntentTerminal):
+    """The run waits in a node that the graph no longer has: a release renamed or removed
+    it (or changed what leads to it) after the run stopped there, so the answer cannot be
+    given to it. The run's intent has been failed with the error code ``graph_changed``
+    (its details name the ``nodes`` and ``waits``) rather than ended without the node."""
+
+    code = "graph_changed"
 
 
 @dataclass(frozen=True)
@@ -117,11 +130,50 @@ class _Attempt:
         metadata = snapshot.metadata or {}
         if metadata.get(RUN_METADATA_KEY) != self.intent.intent_id:
             return unpack_input(self.intent.payload)
+        self._check_graph(snapshot)
         if snapshot.interrupts:
             return self._answer(snapshot.interrupts)
         if snapshot.next:
             return None  # the last attempt died mid-run: continue from the last checkpoint
         return _Finished(self.durable.output(snapshot.values))
+
+    def _check_graph(self, snapshot: StateSnapshot) -> None:
+        """Fail the run (:class:`GraphChanged`) if it stopped on an interrupt of a task that
+        this graph does not have: LangGraph would drop the interrupt and, with no task
+        left, end the run as if the node had run.
+
+        An interrupt is lost when its task has not finished (it wrote nothing but its
+        interrupt, resume values or errors), is not a task of this graph, and the interrupt
+        is not seen through another task either (a ``@task`` of the functional API
+        interrupts through its entrypoint's task)."""
+        saved = self.durable.saver.get_tuple(snapshot.config)
+        writes = (saved.pending_writes if saved else None) or []
+        finished = {task_id for task_id, channel, _ in writes if channel not in _UNFINISHED}
+        known = {task.id for task in snapshot.tasks} | finished
+        shown = {item.id for item in snapshot.interrupts}
+        lost: dict[str, tuple[str, Interrupt]] = {}
+        for task_id, channel, value in writes:
+            if channel == _INTERRUPT_WRITES and task_id not in known:
+                for item in value:
+                    if isinstance(item, Interrupt) and item.id not in shown:
+                        lost.setdefault(item.id, (task_id, item))
+        if not lost:
+            return
+        nodes = sorted({n for task_id, item in lost.values() if (n := _node_of(task_id, item))})
+        waits = [self._request(item).key for _, item in lost.values()]
+        where = f"in node {', '.join(map(repr, nodes))}" if nodes else "in a node"
+        error = GraphChanged(
+            f"the run waits {where} (wait {', '.join(waits)}), which this graph does not "
+            "have: renamed or removed since the run stopped there, so its answer cannot be "
+            f"given to it. The graph's nodes: {', '.join(_nodes(self.durable.graph))}.",
+            details={"nodes": nodes, "waits": waits},
+        )
+        self.durable.client.fail(
+            self.intent.intent_id,
+            ErrorInfo(code=error.code, message=error.message[:2000], details=error.details),
+            lease=self.ctx.lease,
+        )
+        raise error
 
     def next_input(self, out: GraphOutput[Any]) -> Any:
         if not out.interrupts:
@@ -222,6 +274,7 @@ class DurableGraph:
                 "checkpointer=TetherSaver(client)"
             )
         self.graph = graph
+        self.saver: BaseCheckpointSaver[Any] = graph.checkpointer
         self.client = client.sync if isinstance(client, AsyncClient) else client
         self.agent = agent
         self.intent_type = intent_type
@@ -383,6 +436,21 @@ class DurableGraph:
             if w.kind is WaitKind.HUMAN and not w.is_open
         ]  # fmt: skip
         return Decision.from_wait(closed[-1]) if closed else None
+
+
+def _node_of(task_id: str, item: Interrupt) -> str | None:
+    """The node of a task from the key of its wait: ``lg/=<node>:<task id>/...`` (see
+    :func:`tether_langgraph._binding.scoped_key`), when the key shows it."""
+    request = WaitRequest.of(item)
+    segment = request.key.split("/")[1] if request and request.key.count("/") > 1 else ""
+    suffix = f":{task_id}"
+    if segment.startswith("=") and segment.endswith(suffix):
+        return segment[1 : -len(suffix)]
+    return None
+
+
+def _nodes(graph: Pregel[Any, Any, Any, Any]) -> list[str]:
+    return sorted(name for name in graph.nodes if not name.startswith("__"))
 
 
 def _error(exc: BaseException) -> ErrorInfo:
