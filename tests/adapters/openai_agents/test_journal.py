@@ -10,7 +10,7 @@ import pytest
 import tether
 from agents import Agent, RunContextWrapper, RunHooks, Runner, Tool, function_tool
 from tether import Status
-from tether_openai_agents import DurableRunner, TetherSession
+from tether_openai_agents import DEFAULT_INTENT_TYPE, DurableRunner, TetherSession
 from tether_openai_agents.testing import ScriptedModel, tool_call
 
 from ._app import ADDRESS, PAY, Effects, build, final
@@ -65,19 +65,18 @@ def test_each_model_turn_and_tool_call_is_journaled_and_on_the_audit_trail(
     # the audit trail gives the order (the frozen test clock gives every step one time)
     keys = [e.details["key"] for e in client.list_events(done.intent_id)
             if e.event_type == "intent.step_recorded"]  # fmt: skip
-    assert [k.split(":")[:2] for k in keys] == [["tool", "lookup_invoice"], ["tool", "pay"],
-                                                ["model", keys[2].split(":")[1]]]  # fmt: skip
+    assert [k.split(":")[1] if k.startswith("tool:") else k.split(":")[0] for k in keys] == [
+        "model", "lookup_invoice", "model", "pay", "model"]  # fmt: skip
     steps = {step.key: step.result for step in client.list_steps(done.intent_id)}
     assert set(steps) == set(keys)  # each journal entry is on the audit trail, once
-    # a turn that calls a tool is written with that tool's result, in one durable write
-    lookup, pay, last = (steps[k] for k in keys)
+    # each turn is on record before the call it makes runs, under that call's id
+    first, lookup, second, pay, last = (steps[k] for k in keys)
+    assert keys[1] == f"tool:lookup_invoice:{first['output'][0]['call_id']}"
     assert lookup["json"] == "invoice 42: 500 EUR to ACME"
-    assert lookup["turn"]["key"].startswith("model:")
-    assert lookup["turn"]["response"]["output"][0]["name"] == "lookup_invoice"
+    assert keys[3] == f"tool:pay:{second['output'][0]['call_id']}"
     assert pay["json"] == "paid 500 EUR to ACME"
-    assert pay["turn"]["response"]["output"][0]["name"] == "pay"
     assert last["output"][0]["content"][0]["text"].endswith("paid 500 EUR to ACME")
-    assert len({lookup["turn"]["key"], pay["turn"]["key"], keys[2]}) == 3  # three turns
+    assert len({keys[0], keys[2], keys[4]}) == 3  # three turns
     assert admin.verify_audit(done.intent_id).ok  # the chain holds
 
 
@@ -99,12 +98,39 @@ def test_a_run_taken_over_after_a_crash_replays_its_journal(
     assert done.final_output == "final: reserved 70 | transferred 70"
     # reserve finished before the crash: not run again; transfer died midway: run again
     assert effects.read() == ["reserve:70", "transfer-start", "transfer-start", "transfer:70"]
-    # The first turn came from the journal: the scripted model gives new call ids on every
-    # answer, so asking it again would have been another call, and reserve would have run
-    # twice. The second turn is asked again (none of its calls had finished), then the last.
-    assert model.calls == 4
+    # Both turns came from the journal: the scripted model gives new call ids on every answer,
+    # so asking it again would have made other calls; reserve would have run twice, and
+    # transfer would have run again as a new call (under another step key, which an external
+    # system could not tell from a second transfer). Only the last turn is asked.
+    assert model.calls == 3
     keys = [s.key for s in client.list_steps(intent.intent_id)]
-    assert sorted(k.split(":")[0] for k in keys) == ["model", "tool", "tool"]
+    assert sorted(k.split(":")[0] for k in keys) == ["model", "model", "model", "tool", "tool"]
+
+
+def test_a_journal_written_by_the_release_before_is_still_replayed(client: tether.Client) -> None:
+    """The release before wrote a turn that called tools inside its first call's result."""
+    effects = Effects()
+    runner, model = _crashing_runner(effects)
+    with pytest.raises(Crash):  # a run to learn the first turn and its call
+        run(runner.run(client, "Move 70"))
+    first = client.list_intents(to_agent=ADDRESS).items[0]
+    steps = {s.key: s.result for s in client.list_steps(first.intent_id)}
+    [turn_key] = [k for k, v in steps.items() if v.get("output", [{}])[0].get("name") == "reserve"]
+    [reserve_key] = [k for k in steps if k.startswith("tool:reserve:")]
+
+    # a run parked by the release before: its reserve call finished, with its turn inside
+    intent = client.create_intent(DEFAULT_INTENT_TYPE, ADDRESS, {"input": "Move 70"})
+    lease = client.start(intent.intent_id)
+    old = {**steps[reserve_key], "turn": {"key": turn_key, "response": steps[turn_key]}}
+    client.record_step(intent.intent_id, reserve_key, old, lease=lease)
+    client.release(lease)
+    effects.lines.clear()
+    calls = model.calls
+    done = run(runner.resume(client, intent.intent_id))
+
+    assert done.completed and done.final_output == "final: reserved 70 | transferred 70"
+    assert effects.read() == ["transfer-start", "transfer:70"]  # reserve was not made again
+    assert model.calls == calls + 2  # the first turn came from the old entry
 
 
 def test_a_crashed_run_does_not_remember_its_replayed_turns_twice(

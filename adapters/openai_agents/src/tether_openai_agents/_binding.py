@@ -68,20 +68,6 @@ class Binding:
         self.journal.written(key, step.result)
         return step.result
 
-    async def record_tool(self, key: str, call_id: str, value: dict[str, Any]) -> Any:
-        """Journal a tool call's result, with the model turn that made the call if that turn
-        is not written yet."""
-        turn = self.journal.take_turn_for(call_id)
-        if turn is None:
-            return await self.record(key, value)
-        usage = self.journal.take_usage(turn["key"])
-        return await self.record(key, {**value, "turn": turn}, usage)
-
-    async def write_held_turns(self) -> None:
-        """Write the model turns still held back (the segment stops here)."""
-        for key, response in self.journal.take_unwritten().items():
-            await self.record(key, response, self.journal.take_usage(key))
-
 
 _current: ContextVar[Binding | None] = ContextVar("tether_openai_agents_binding", default=None)
 

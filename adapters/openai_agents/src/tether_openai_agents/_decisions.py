@@ -19,6 +19,7 @@ from agents.tool_context import ToolContext
 
 from ._codec import approval_key, external_key, parse_arguments
 from ._tools import inner_invoker
+from .errors import AdapterError
 from .tools import ApprovalPolicy, ApprovalRequest, ExternalCall, Policy, policy_of, starting_call
 
 
@@ -68,6 +69,19 @@ def pending(state: RunState[Any, Any]) -> list[Pending]:
     return out
 
 
+def _check_not_gone(call: Pending, waits: dict[str, tether.Wait]) -> None:
+    """A call whose tool the agent no longer has (a release removed or renamed it) is taken
+    for an approval, since its code no longer says otherwise. If the run was parked on it as a
+    long external call, asking a person would strand the run on a task for a tool that is gone:
+    the run stops with an error instead (the intent fails with it)."""
+    if external_key(call.call_id, call.arguments) in waits:
+        raise AdapterError(
+            f"the run waits on the long external call {call.tool_name!r} (call {call.call_id}), "
+            f"but agent {call.agent.name!r} no longer has a tool {call.tool_name!r}: "
+            "the run cannot go on"
+        )
+
+
 class Decider:
     """Finds the answer to each interrupted call, or opens its wait and raises
     ``tether.Suspended``."""
@@ -88,6 +102,8 @@ class Decider:
         decisions = Decisions()
         for call in calls:
             wait = waits.get(call.key)
+            if wait is None and call.tool is None:
+                _check_not_gone(call, waits)
             if wait is None:
                 # Opening a wait releases the lease, so the run stops here even when the wait
                 # is already closed (an external call whose start failed); it continues when

@@ -2,8 +2,8 @@
 
 A run that resumes after a crash re-runs from its last stored state; the model is asked the
 same questions again, and the journal answers them, so the resumed run sees the same tool
-calls (with the same call ids) as the run that died, and their recorded results. A turn that
-calls journaled tools is written with the first of their results (see ``_journal``).
+calls (with the same call ids) as the run that died, and their recorded results. Each turn is
+written when the model answers, before any of its calls runs (see ``_journal``).
 """
 
 from __future__ import annotations
@@ -15,13 +15,11 @@ from agents.agent_output import AgentOutputSchemaBase
 from agents.handoffs import Handoff
 from agents.items import TResponseInputItem, TResponseStreamEvent
 from agents.retry import ModelRetryAdvice, ModelRetryAdviceRequest
-from openai.types.responses import ResponseFunctionToolCall
 from openai.types.responses.response_prompt_param import ResponsePromptParam
 
 from . import _policy
 from ._binding import current
 from ._codec import decode_response, encode_response, model_call_key
-from ._tools import is_durable_tool
 
 
 def model_name(model: Model) -> str:
@@ -74,11 +72,10 @@ class JournalingModel(Model):
             return decode_response(recorded)
         response = await ask()
         usage = _policy.turn_usage(binding, model_name(self.inner), response)
-        calls = journaled_calls(response, tools)
-        if calls:
-            binding.journal.hold_turn(key, encode_response(response), calls, usage)
-        else:
-            await binding.record(key, encode_response(response), usage)
+        # On record before any call it makes runs: a run taken over after a crash replays this
+        # answer, so a tool body killed midway runs again under the same call id (its step key,
+        # the idempotency key of its external call), not as a new call the model made again.
+        await binding.record(key, encode_response(response), usage)
         return response
 
     def stream_response(
@@ -109,17 +106,6 @@ class JournalingModel(Model):
 
     async def _cleanup_on_run_end(self, owner: object) -> None:
         await self.inner._cleanup_on_run_end(owner)
-
-
-def journaled_calls(response: ModelResponse, tools: list[Tool]) -> list[str]:
-    """Call ids of the response's calls to tools that journal their results (the turn is
-    written with the first of them)."""
-    journaled = {tool.name for tool in tools if is_durable_tool(tool)}
-    return [
-        item.call_id
-        for item in response.output
-        if isinstance(item, ResponseFunctionToolCall) and item.name in journaled
-    ]
 
 
 def journaling(model: Model) -> Model:

@@ -95,7 +95,7 @@ async def _invoke(
         if recorded is not None:
             return decode_output(recorded)
         output = external_output(wait, tool.name)
-        await binding.record_tool(key, call_id, encode_output(output))
+        await binding.record(key, encode_output(output))
         return output
     if (
         await needs_approval(tool, ctx, arguments)
@@ -110,5 +110,5 @@ async def _invoke(
     if denied is not None:
         return denied
     output = await inner(ctx, arguments)
-    await binding.record_tool(key, call_id, encode_output(output))
+    await binding.record(key, encode_output(output))
     return output

@@ -286,7 +286,6 @@ class DurableRunner:
                     max_turns=self.max_turns, hooks=self.hooks, run_config=self.run_config,
                     session=session,
                 )  # fmt: skip
-                await binding.write_held_turns()
             except Abort as abort:
                 raise abort.error from None
         return result
