@@ -17,7 +17,7 @@ from pathlib import Path
 import tether
 from tether import KeyRole
 
-from ._server import running_server
+from ...server_harness import running_server
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -6,46 +6,22 @@ import os
 
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"  # before the SDK is imported
 
-import ipaddress
-import socket
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import tether
 from tether import Client, FrozenClock, Principal
 
+from ...server_harness import running_server
+from ..offline import forbid_network
 from ._app import ADDRESS, App, Effects, build
-from ._server import running_server
-
-
-def _loopback(host: Any) -> bool:
-    if host in ("localhost", None, ""):
-        return True
-    try:
-        return ipaddress.ip_address(str(host).split("%")[0]).is_loopback
-    except ValueError:
-        return False
 
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests run offline: a connection or a name lookup beyond loopback fails the test."""
-    real_connect, real_lookup = socket.socket.connect, socket.getaddrinfo
-
-    def connect(self: socket.socket, address: Any) -> Any:
-        if self.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address[0]):
-            raise AssertionError(f"network use in a test: connect to {address}")
-        return real_connect(self, address)
-
-    def lookup(host: Any, *args: Any, **kwargs: Any) -> Any:
-        if not _loopback(host):
-            raise AssertionError(f"network use in a test: lookup of {host}")
-        return real_lookup(host, *args, **kwargs)
-
-    monkeypatch.setattr(socket.socket, "connect", connect)
-    monkeypatch.setattr(socket, "getaddrinfo", lookup)
+    forbid_network(monkeypatch)
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import pytest
 import tether
 from tether import KeyRole, Principal, Status
 
+from ...server_harness import running_server
 from ._app import ADDRESS, SLOW
-from ._server import running_server
 
 ROOT = Path(__file__).resolve().parents[3]
 WORKER = "tests.adapters.openai_agents._app:worker"
