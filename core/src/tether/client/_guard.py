@@ -107,10 +107,14 @@ class AgentGuard:
             self.wait_for_change(self._agent.generation, remaining)
         return not self.stopped
 
-    def close(self) -> None:
+    def close(self, *, wait: float = 5.0) -> None:
+        """Stop watching; wait (up to ``wait`` seconds) for the watcher thread to end, so the
+        store or connection it uses can be closed after this returns."""
         self._closed.set()
         with self._changed:
             self._changed.notify_all()
+        if threading.current_thread() is not self._thread:
+            self._thread.join(wait)
 
     def _run(self) -> None:
         failures = 0

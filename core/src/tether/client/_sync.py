@@ -133,8 +133,11 @@ class Client:
         return view
 
     def close(self) -> None:
+        remote = isinstance(self._engine, HttpBackend)
         for guard in self._guards.values():
-            guard.close()
+            # in-process the watcher must be gone before the store closes under it; over
+            # HTTP it ends on its own when the connection closes
+            guard.close(wait=0.0 if remote else 5.0)
         for view in self._views.values():
             view.close()
         if isinstance(self._engine, HttpBackend):
@@ -634,7 +637,9 @@ class Client:
         with self._guards_lock:
             guard = self._guards.get(address)
             if guard is None:
-                poll = 25.0 if isinstance(self._engine, HttpBackend) else 1.0
+                # in-process the watcher wakes on the store's change notification anyway; a
+                # short window only bounds how long closing the client waits for it
+                poll = 25.0 if isinstance(self._engine, HttpBackend) else 0.25
                 guard = self._guards[address] = AgentGuard(self._engine, address, poll_seconds=poll)
             return guard
 

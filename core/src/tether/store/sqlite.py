@@ -246,7 +246,10 @@ class SQLiteStore(Store):
     # -- change notification -----------------------------------------------------------------
 
     def _poll_external(self) -> bool:
-        """True if another process committed since the last check (WAL ``data_version``)."""
+        """True if another process committed since the last check (WAL ``data_version``).
+        Called with ``self._cond`` held, which :meth:`close` takes to close the connection."""
+        if self._closed:
+            return False
         version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
         if version == self._watch_version:
             return False
@@ -277,7 +280,8 @@ class SQLiteStore(Store):
             for conn in self._readers:
                 conn.close()
             self._readers.clear()
-        self._watch.close()
+        with self._cond:  # no waiter is polling it while it closes
+            self._watch.close()
         self._wconn.close()
 
 
