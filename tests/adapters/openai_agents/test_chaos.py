@@ -35,6 +35,7 @@ from pathlib import Path
 import pytest
 import tether
 from tether import Principal, Status
+from tether_openai_agents.testing import journal
 
 from ._chaos_app import AGENT, EXPECTED, KINDS, TOOLS, effects_db
 
@@ -241,7 +242,7 @@ def _check(
     # each run's journal holds one call of each of its tools: the calls the run knows
     known: dict[str, tuple[str, str]] = {}  # idempotency key -> (intent id, tool)
     for intent_id, kind in acked.items():
-        calls = [s.key for s in client.list_steps(intent_id) if s.key.startswith("tool:")]
+        calls = [key for key in journal(client, intent_id) if key.startswith("tool:")]
         assert sorted(key.split(":")[1] for key in calls) == sorted(TOOLS[kind]), intent_id
         known.update({f"{intent_id}:{key}": (intent_id, key.split(":")[1]) for key in calls})
 

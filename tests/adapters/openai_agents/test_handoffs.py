@@ -10,7 +10,7 @@ import pytest
 import tether
 from agents import Agent, handoff
 from tether_openai_agents import DurableRunner
-from tether_openai_agents.testing import ScriptedModel, tool_call
+from tether_openai_agents.testing import ScriptedModel, journal, tool_call
 
 from ._app import ADDRESS, PAY, App, final
 
@@ -38,5 +38,5 @@ def test_a_run_suspended_after_a_handoff_resumes_in_the_agent_it_was_handed_to(
 
     assert done.completed and done.final_output.endswith("paid 32000 EUR to ACME")
     assert app.effects.read() == ["lookup:42", "pay:32000:ACME"]
-    keys = [step.key for step in client.list_steps(outcome.intent_id)]
+    keys = list(journal(client, outcome.intent_id))
     assert any(k.startswith("tool:pay:") for k in keys)  # the handed-to agent's tools journal

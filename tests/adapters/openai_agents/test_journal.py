@@ -11,7 +11,7 @@ import tether
 from agents import Agent, RunContextWrapper, RunHooks, Runner, Tool, function_tool
 from tether import Status
 from tether_openai_agents import DEFAULT_INTENT_TYPE, DurableRunner, TetherSession
-from tether_openai_agents.testing import ScriptedModel, tool_call
+from tether_openai_agents.testing import ScriptedModel, journal, tool_call
 
 from ._app import ADDRESS, PAY, Effects, build, final
 
@@ -62,21 +62,24 @@ def test_each_model_turn_and_tool_call_is_journaled_and_on_the_audit_trail(
     done = run(app.runners[PAY].run(client, "Pay invoice 42"))
     assert done.completed
 
-    # the audit trail gives the order (the frozen test clock gives every step one time)
+    # the audit trail gives the order (the frozen test clock gives every step one time):
+    # three turns, each on record before the calls it makes run; a tool's result rides with
+    # the next turn's record (one commit per call, not two)
     keys = [e.details["key"] for e in client.list_events(done.intent_id)
             if e.event_type == "intent.step_recorded"]  # fmt: skip
-    assert [k.split(":")[1] if k.startswith("tool:") else k.split(":")[0] for k in keys] == [
-        "model", "lookup_invoice", "model", "pay", "model"]  # fmt: skip
+    assert [k.split(":")[0] for k in keys] == ["model", "model", "model"]
     steps = {step.key: step.result for step in client.list_steps(done.intent_id)}
     assert set(steps) == set(keys)  # each journal entry is on the audit trail, once
-    # each turn is on record before the call it makes runs, under that call's id
-    first, lookup, second, pay, last = (steps[k] for k in keys)
-    assert keys[1] == f"tool:lookup_invoice:{first['output'][0]['call_id']}"
-    assert lookup["json"] == "invoice 42: 500 EUR to ACME"
-    assert keys[3] == f"tool:pay:{second['output'][0]['call_id']}"
-    assert pay["json"] == "paid 500 EUR to ACME"
-    assert last["output"][0]["content"][0]["text"].endswith("paid 500 EUR to ACME")
-    assert len({keys[0], keys[2], keys[4]}) == 3  # three turns
+    first, second, last = (steps[k] for k in keys)
+    lookup_key = f"tool:lookup_invoice:{first['output'][0]['call_id']}"
+    assert second["tether_turn"] == 2 and set(second["results"]) == {lookup_key}
+    pay_key = f"tool:pay:{second['response']['output'][0]['call_id']}"
+    assert set(last["results"]) == {pay_key}
+    entries = journal(client, done.intent_id)
+    assert entries[lookup_key]["json"] == "invoice 42: 500 EUR to ACME"
+    assert entries[pay_key]["json"] == "paid 500 EUR to ACME"
+    text = last["response"]["output"][0]["content"][0]["text"]
+    assert text.endswith("paid 500 EUR to ACME")
     assert admin.verify_audit(done.intent_id).ok  # the chain holds
 
 
@@ -103,8 +106,8 @@ def test_a_run_taken_over_after_a_crash_replays_its_journal(
     # transfer would have run again as a new call (under another step key, which an external
     # system could not tell from a second transfer). Only the last turn is asked.
     assert model.calls == 3
-    keys = [s.key for s in client.list_steps(intent.intent_id)]
-    assert sorted(k.split(":")[0] for k in keys) == ["model", "model", "model", "tool", "tool"]
+    entries = journal(client, intent.intent_id)
+    assert sorted(k.split(":")[0] for k in entries) == ["model", "model", "model", "tool", "tool"]
 
 
 def test_a_journal_written_by_the_release_before_is_still_replayed(client: tether.Client) -> None:
@@ -114,7 +117,7 @@ def test_a_journal_written_by_the_release_before_is_still_replayed(client: tethe
     with pytest.raises(Crash):  # a run to learn the first turn and its call
         run(runner.run(client, "Move 70"))
     first = client.list_intents(to_agent=ADDRESS).items[0]
-    steps = {s.key: s.result for s in client.list_steps(first.intent_id)}
+    steps = journal(client, first.intent_id)
     [turn_key] = [k for k, v in steps.items() if v.get("output", [{}])[0].get("name") == "reserve"]
     [reserve_key] = [k for k in steps if k.startswith("tool:reserve:")]
 

@@ -67,7 +67,12 @@ def test_a_stopped_agent_is_held_at_its_next_model_turn_and_goes_on_after_resume
 ) -> None:
     effects = Effects()
     halt = admin.kill_agent if stop == "kill" else admin.pause_agent
-    runner, _ = mover(effects, on_reserve=lambda: halt(ADDRESS, reason="test"))
+
+    def stop_while_reserving() -> None:
+        halted = halt(ADDRESS, reason="test")
+        client.guard(ADDRESS).wait_for_change(halted.generation - 1, 30)  # this process knows
+
+    runner, _ = mover(effects, on_reserve=stop_while_reserving)
     with pytest.raises(tether.AgentStopped):
         run(runner.run(client, "Move 70"))
     intent = client.list_intents(to_agent=ADDRESS).items[0]

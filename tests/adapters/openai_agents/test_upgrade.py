@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 import tether
 from tether import Principal, Status
+from tether_openai_agents.testing import journal
 
 from ._procs import Process, Store, effect_lines, open_store, until, worker
 from ._upgrade_v1 import (
@@ -72,8 +73,7 @@ def settled(client: tether.Client, waits: dict[str, list[str]]) -> bool:
 
 
 def tool_steps(client: tether.Client, intent_id: str) -> list[str]:
-    return sorted(s.key.split(":")[1] for s in client.list_steps(intent_id)
-                  if s.key.startswith("tool:"))  # fmt: skip
+    return sorted(k.split(":")[1] for k in journal(client, intent_id) if k.startswith("tool:"))
 
 
 @pytest.mark.slow

@@ -75,7 +75,7 @@ class JournalingModel(Model):
         # On record before any call it makes runs: a run taken over after a crash replays this
         # answer, so a tool body killed midway runs again under the same call id (its step key,
         # the idempotency key of its external call), not as a new call the model made again.
-        await binding.record(key, encode_response(response), usage)
+        await binding.record_turn(key, encode_response(response), usage)
         return response
 
     def stream_response(

@@ -3,7 +3,9 @@
 Every model turn passes :func:`before_model_turn` and, when the model really answered (not a
 turn replayed from the journal), :func:`turn_usage`; every tool call passes
 :func:`before_tool_call` before its body runs. The mesh (kill switch, pause, tool scope,
-spend caps) is asked here and nowhere else:
+spend caps) is asked here and nowhere else. The agent's guard (``client.guard``, kept
+current within the mesh's propagation bound) answers the common case from memory; when it
+says the agent is stopped or a tool is out of scope, the store decides and records it:
 
 - ``before_model_turn``: ``client.check`` (a killed or paused agent stops; the intent is held,
   not failed, and goes on after a resume),
@@ -26,8 +28,13 @@ from ._binding import Abort, Binding
 
 
 async def before_model_turn(binding: Binding) -> None:
-    """A model turn is about to be taken (or replayed) for ``binding.intent_id``."""
-    await binding.call(binding.client.check, binding.intent_id, lease=binding.lease)
+    """A model turn is about to be taken (or replayed) for ``binding.intent_id``.
+
+    The agent's guard answers from memory while the agent is active; when it says the agent
+    is stopped, the store decides (and records the stop). A canceled intent or a spend cap
+    shows at the turn's own write."""
+    if binding.guard is None or binding.guard.stopped:
+        await binding.call(binding.client.check, binding.intent_id, lease=binding.lease)
 
 
 def turn_usage(binding: Binding, model: str, response: ModelResponse) -> TurnUsage:
@@ -43,6 +50,9 @@ def turn_usage(binding: Binding, model: str, response: ModelResponse) -> TurnUsa
 async def before_tool_call(binding: Binding, tool_name: str) -> str | None:
     """A tool body is about to run. Returns a message for the model instead of running the
     tool when policy denies it (``None``: go ahead)."""
+    guard = binding.guard
+    if guard is not None and not guard.stopped and guard.tool_allowed(tool_name):
+        return None  # the common case, from memory; a refusal is decided (and recorded) below
     try:
         await asyncio.to_thread(
             binding.client.authorize_tool, binding.intent_id, tool_name, lease=binding.lease

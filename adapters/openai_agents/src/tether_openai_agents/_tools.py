@@ -110,5 +110,5 @@ async def _invoke(
     if denied is not None:
         return denied
     output = await inner(ctx, arguments)
-    await binding.record(key, encode_output(output))
+    binding.hold(key, encode_output(output))  # written with the next turn, in one commit
     return output

@@ -251,7 +251,8 @@ class DurableRunner:
                 decisions = Decisions()
             binding = Binding(
                 client, intent_id, lease, journal, frozenset(decisions.approved),
-                decisions.tool_waits, self.price,
+                decisions.tool_waits, self.price, guard=await asyncio.to_thread(client.guard,
+                                                                                self.address),
             )  # fmt: skip
             result = await self._run_sdk(binding, run_input, context, session)
             if not result.interruptions:
@@ -287,7 +288,10 @@ class DurableRunner:
                     session=session,
                 )  # fmt: skip
             except Abort as abort:
+                if isinstance(abort.error, tether.AgentStopped | tether.LeaseLost):
+                    await binding.flush(stopped=True)  # what ran is kept across the stop
                 raise abort.error from None
+            await binding.flush()
         return result
 
     @staticmethod

@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import tether
 from agents import Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
 from agents.agent_output import AgentOutputSchemaBase
 from agents.handoffs import Handoff
@@ -36,6 +37,8 @@ from openai.types.responses import (
     ResponseOutputText,
 )
 from openai.types.responses.response_prompt_param import ResponsePromptParam
+
+from ._journal import Journal
 
 
 @dataclass(frozen=True)
@@ -147,3 +150,9 @@ class ScriptedModel(Model):
         prompt: ResponsePromptParam | None,
     ) -> AsyncIterator[TResponseStreamEvent]:
         raise NotImplementedError("ScriptedModel does not stream; use Runner.run")
+
+
+def journal(client: tether.Client, intent_id: str) -> dict[str, Any]:
+    """What a run has on record, by step key (``tool:<name>:<call id>``, ``model:<digest>``),
+    however it was written (a tool's result rides inside the next turn's record)."""
+    return Journal(client.list_steps(intent_id)).entries

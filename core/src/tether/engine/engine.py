@@ -743,12 +743,15 @@ class Engine:
         actor: Principal | None = None,
     ) -> UsageReport:
         """Record one model turn's usage on the intent and its agent's spend."""
-        return self._write(
-            lambda tx, ctx: mesh.report_usage(
+
+        def op(tx: Tx, ctx: Ctx) -> UsageReport:
+            report = mesh.report_usage(
                 tx, ctx, intent_id, model, tokens_in, tokens_out, cost_usd, lease_token
-            ),
-            actor,
-        )
+            )
+            assert report is not None  # with totals there always is one
+            return report
+
+        return self._write(op, actor)
 
     def intent_usage(self, intent_id: str, *, actor: Principal | None = None) -> SpendWindow:
         def op(tx: Tx, ctx: Ctx) -> SpendWindow:

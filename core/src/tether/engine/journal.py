@@ -85,9 +85,9 @@ def record_step(
 
     report = report_usage(
         tx, ctx, intent_id, usage.model, usage.tokens_in, usage.tokens_out, usage.cost_usd,
-        lease_token,
+        lease_token, totals=False,
     )  # fmt: skip
-    return step, report.approval_wait_id
+    return step, report.approval_wait_id if report is not None else None
 
 
 def get_state(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> StateRecord | None:

@@ -557,10 +557,14 @@ def report_usage(
     tokens_out: int,
     cost_usd: float,
     lease_token: str | None,
-) -> UsageReport:
+    *,
+    totals: bool = True,
+) -> UsageReport | None:
     """Record one model turn's usage on the intent (a ``model.usage`` event) and the agent's
     spend. If this crosses a ``require_approval`` cap, open the human task that decides
-    whether the intent goes on (once per intent and window)."""
+    whether the intent goes on (once per intent and window). Without ``totals`` (a caller
+    that only needs the approval), nothing is added up unless a cost cap is set, and None
+    comes back when there is nothing to report."""
     from .intents import check_lease
     from .waits import open_wait
 
@@ -581,10 +585,13 @@ def report_usage(
     if model is not None:
         details["model"] = model
     append_event(tx, ctx, row, "model.usage", details=details)
-    agent = ensure(tx, ctx, row.to_agent)
+    agent = find(tx, ctx, row.to_agent) or ensure(tx, ctx, row.to_agent)
+    cost = agent.policy.cost
+    capped = cost.max_cost_per_hour_usd is not None or cost.max_cost_per_day_usd is not None
+    if not (capped or totals):  # the common case on the hot path: nothing to add up
+        return None
     spend = agent_spend(tx, ctx, row.to_agent)
     wait_id = None
-    cost = agent.policy.cost
     breach = _breach(agent, spend, ctx.now)
     if (
         breach is not None
