@@ -87,7 +87,7 @@ from .model import (
     WaitStatus,
 )
 from .settings import Settings
-from .worker import Suspended, WorkContext, Worker
+from .worker import LeaseHeartbeat, Suspended, WorkContext, Worker
 
 __all__ = [
     "TERMINAL",
@@ -123,6 +123,7 @@ __all__ = [
     "InvalidRequest",
     "KeyRole",
     "Lease",
+    "LeaseHeartbeat",
     "LeaseLost",
     "LimitPolicy",
     "MeshEvent",

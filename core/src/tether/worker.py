@@ -64,6 +64,59 @@ class Suspended(BaseException):
         self.wait = wait
 
 
+class LeaseHeartbeat:
+    """Extends a lease every third of its length from a thread, while a ``with`` block runs.
+
+    The worker keeps each claim's lease alive with it; an adapter that runs work outside a
+    :class:`Worker` uses it the same way. A thread, not a task: a step that blocks an event
+    loop must not let the lease lapse. ``lease`` is the lease as last renewed; ``lost`` is
+    set once another worker took the intent over.
+
+    Example::
+
+        with tether.LeaseHeartbeat(client, lease, 30.0) as beat:
+            run_the_work(lease=beat.lease)
+    """
+
+    def __init__(
+        self,
+        client: Client,
+        lease: Lease,
+        seconds: float,
+        *,
+        on_renew: Callable[[Lease], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.lease = lease
+        self.seconds = seconds
+        self.lost = threading.Event()
+        self._on_renew = on_renew
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, daemon=True, name="tether-lease")
+
+    def __enter__(self) -> LeaseHeartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.seconds / 3):
+            try:
+                self.lease = self.client.heartbeat(self.lease, lease_seconds=self.seconds)
+            except LeaseLost:
+                logger.warning("lost the lease on intent %s", self.lease.intent_id)
+                self.lost.set()
+                return
+            except TetherError:
+                logger.warning("lease heartbeat failed; retrying", exc_info=True)
+                continue
+            if self._on_renew is not None:
+                self._on_renew(self.lease)
+
+
 @dataclass
 class WorkContext:
     """What a handler gets: the intent, its lease, and durable helpers bound to both."""
@@ -295,10 +348,14 @@ class Worker:
 
     def _handle(self, client: Client, claim: Claim) -> None:
         ctx = WorkContext(client=client, claim=claim, lease=claim.lease)
-        beating = threading.Event()
-        beat = threading.Thread(target=self._heartbeat, args=(client, ctx, beating), daemon=True)
-        beat.start()
+        beat = LeaseHeartbeat(client, claim.lease, self.lease_seconds,
+                              on_renew=lambda lease: setattr(ctx, "lease", lease))  # fmt: skip
+        ctx._lost = beat.lost
         intent_id = claim.intent.intent_id
+        with beat:
+            self._run(client, claim, ctx, intent_id)
+
+    def _run(self, client: Client, claim: Claim, ctx: WorkContext, intent_id: str) -> None:
         try:
             handler = self.handlers[claim.intent.intent_type]
             if claim.intent.status.value in ("DELIVERED", "SUBMITTED", "ACKNOWLEDGED"):
@@ -325,9 +382,6 @@ class Worker:
                 )
             except TetherError:
                 logger.exception("could not record the failure of intent %s", intent_id)
-        finally:
-            beating.set()
-            beat.join()
 
     def _beat(self, client: Client) -> None:
         """The agent's heartbeat (its health in the mesh), at most every 10 seconds."""
@@ -339,16 +393,6 @@ class Worker:
             client.agent_heartbeat(self.agent)
         except TetherError:
             logger.warning("agent heartbeat failed", exc_info=True)
-
-    def _heartbeat(self, client: Client, ctx: WorkContext, done: threading.Event) -> None:
-        while not done.wait(self.lease_seconds / 3):
-            try:
-                ctx.lease = client.heartbeat(ctx.lease, lease_seconds=self.lease_seconds)
-            except LeaseLost:
-                ctx._lost.set()
-                return
-            except TetherError:
-                logger.warning("lease heartbeat failed; retrying", exc_info=True)
 
 
 def load(target: str) -> Worker:
@@ -366,4 +410,4 @@ def load(target: str) -> Worker:
     return obj
 
 
-__all__ = ["Suspended", "WorkContext", "Worker", "load"]
+__all__ = ["LeaseHeartbeat", "Suspended", "WorkContext", "Worker", "load"]

@@ -11,11 +11,9 @@ intent is held, not failed, and claimed again after a resume).
 from __future__ import annotations
 
 import logging
-import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
-from types import TracebackType
 from typing import Any
 
 import tether
@@ -59,41 +57,6 @@ class RunResult:
             wait=intent.wait,
             error=intent.error,
         )
-
-
-class Heartbeat:
-    """Extends a lease every third of its length from a thread while a run works outside a
-    ``tether.Worker`` (which beats its own)."""
-
-    def __init__(self, client: tether.Client, lease: tether.Lease, seconds: float) -> None:
-        self.client = client
-        self.lease = lease
-        self.seconds = seconds
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="tether-heartbeat")
-
-    def __enter__(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _beat(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
-            try:
-                self.lease = self.client.heartbeat(self.lease, lease_seconds=self.seconds)
-            except tether.LeaseLost:
-                logger.warning("lost the lease on intent %s", self.lease.intent_id)
-                return
-            except tether.TetherError:
-                logger.warning("lease heartbeat failed; retrying", exc_info=True)
 
 
 class DurableRun(ABC):
@@ -166,7 +129,7 @@ class DurableRun(ABC):
             return RunResult.of(found.get_intent(intent_id))
         ctx = tether.WorkContext(client=found, claim=claim, lease=lease)
         try:
-            with Heartbeat(found, lease, self.lease_seconds):
+            with tether.LeaseHeartbeat(found, lease, self.lease_seconds):
                 output = self.handle(ctx)
         except tether.Suspended:
             pass

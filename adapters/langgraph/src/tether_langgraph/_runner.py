@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -32,6 +30,7 @@ from tether import (
     HumanTask,
     Intent,
     IntentTerminal,
+    LeaseHeartbeat,
     LeaseLost,
     Status,
     Suspended,
@@ -367,27 +366,10 @@ class DurableGraph:
     def _thread(intent: Intent) -> str:
         return str(intent.payload.get("thread_id") or intent.intent_id)
 
-    @contextmanager
-    def _kept_alive(self, ctx: WorkContext) -> Iterator[None]:
+    def _kept_alive(self, ctx: WorkContext) -> LeaseHeartbeat:
         """Renew the lease while the graph runs (as :class:`tether.Worker` does)."""
-        done = threading.Event()
-
-        def beat() -> None:
-            while not done.wait(self.lease_seconds / 3):
-                try:
-                    ctx.lease = self.client.heartbeat(ctx.lease, lease_seconds=self.lease_seconds)
-                except LeaseLost:
-                    return
-                except TetherError:
-                    logger.warning("lease heartbeat failed; retrying", exc_info=True)
-
-        beater = threading.Thread(target=beat, name="tether-langgraph-lease", daemon=True)
-        beater.start()
-        try:
-            yield
-        finally:
-            done.set()
-            beater.join()
+        return LeaseHeartbeat(self.client, ctx.lease, self.lease_seconds,
+                              on_renew=lambda lease: setattr(ctx, "lease", lease))  # fmt: skip
 
     # -- the handler, for a worker -----------------------------------------------------------
 

@@ -41,7 +41,6 @@ from ._codec import json_default
 from ._decisions import Decider, Decisions
 from ._graph import DurableGraph
 from ._journal import Journal
-from ._lease import Heartbeat
 from ._model import JournalingProvider, journaling
 from .errors import StoredStateError
 from .session import TetherSession
@@ -184,7 +183,7 @@ class DurableRunner:
                     client.start, intent_id, lease=lease, lease_seconds=self.lease_seconds
                 )
             try:
-                with Heartbeat(client, lease, self.lease_seconds):
+                with tether.LeaseHeartbeat(client, lease, self.lease_seconds):
                     output = await self.drive(client, claim.intent, lease)
             except tether.Suspended:
                 continue  # usually WAITING now; an already answered wait goes on at once
