@@ -11,7 +11,9 @@ import time
 import tether
 
 AGENT = "agent://chaos/orders"
-worker = tether.Worker(agent=AGENT, lease_seconds=2.0, poll_seconds=0.1)
+# a lease outlives a replica restart or a PostgreSQL restart (a few seconds): a worker cut off
+# that briefly keeps its claim, so a step runs again only after its worker died
+worker = tether.Worker(agent=AGENT, lease_seconds=10.0, poll_seconds=0.1)
 
 
 def external(key: str) -> str:
