@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -14,6 +15,7 @@ import tether
 from tether import HumanTask, Principal, Status
 
 from .conftest import AGENT
+from .server.conftest import new_key, start_server
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,6 +59,47 @@ def test_a_failing_handler_fails_the_intent(client: tether.Client) -> None:
     assert failed.status is Status.FAILED and failed.error is not None
     assert failed.error.code == "handler_error" and "no such order" in failed.error.message
     assert client.get_intent(other.intent_id).status is Status.SUBMITTED  # not its type
+
+
+@pytest.mark.slow
+def test_a_step_that_ran_is_recorded_through_a_server_restart(db_url: str) -> None:
+    """The server is SIGKILLed after a step's effect and before its record: the worker keeps
+    its claim and records the step once the server is back, so the effect is not repeated."""
+    key = new_key(db_url, "--role", "agent", "--agent", AGENT)
+    server = start_server(db_url)
+    port = int(server.url.rsplit(":", 1)[1])
+    servers = [server]
+
+    def restart() -> None:
+        time.sleep(1.5)
+        servers.append(start_server(db_url, port=port))
+
+    ran: list[str] = []
+    worker = tether.Worker(agent=AGENT, lease_seconds=10.0, poll_seconds=0.05)
+
+    @worker.handler("shop.order.v1")
+    def order(ctx: tether.WorkContext) -> str:
+        def reserve() -> str:
+            ran.append("reserve")
+            if len(ran) == 1:  # the effect happened; now the server dies before the record
+                servers[0].process.send_signal(signal.SIGKILL)
+                servers[0].process.wait(10)
+                threading.Thread(target=restart).start()
+            return "reserved"
+
+        return ctx.step("reserve", reserve)
+
+    try:
+        with tether.connect(server.url, api_key=key) as client:
+            intent = client.create_intent("shop.order.v1", AGENT)
+            assert worker.run(client, max_intents=1) == 1
+            done = client.get_intent(intent.intent_id)
+            assert done.status is Status.COMPLETED and done.result == "reserved"
+            assert [s.key for s in client.list_steps(intent.intent_id)] == ["reserve"]
+        assert ran == ["reserve"]  # recorded by the run that did it, not run again
+    finally:
+        for s in servers:
+            s.process.kill()
 
 
 def _worker(db_url: str, effects: Path, **env: str) -> subprocess.Popen[str]:

@@ -129,6 +129,8 @@ class WorkContext:
     """The journal as this claim found it (read once), plus what this run recorded."""
     _waits: dict[str, Wait] | None = None
     """The intent's waits by key, read once per claim, plus those this run opened."""
+    _patience: float = 30.0
+    """How long a step's record is retried through an outage: the claim's lease length."""
 
     @property
     def intent(self) -> Intent:
@@ -171,9 +173,15 @@ class WorkContext:
             return done.result  # type: ignore[no-any-return]
         boundary()
         value = fn()
-        recorded = self.client.record_step(self.intent.intent_id, key, value, lease=self.lease)
+        recorded = self._record(key, value)
         self._steps[key] = recorded
         return recorded.result  # type: ignore[no-any-return]
+
+    def _record(self, key: str, value: Any) -> Step:
+        """Record a step that has run, retried through an outage while the lease can hold."""
+        return self.client.record_step(
+            self.intent.intent_id, key, value, lease=self.lease, retry_for=self._patience
+        )
 
     def check(self) -> None:
         """A boundary: raises :class:`tether.AgentStopped` if the agent was killed or paused
@@ -347,7 +355,8 @@ class Worker:
         return self.client
 
     def _handle(self, client: Client, claim: Claim) -> None:
-        ctx = WorkContext(client=client, claim=claim, lease=claim.lease)
+        ctx = WorkContext(client=client, claim=claim, lease=claim.lease,
+                          _patience=self.lease_seconds)  # fmt: skip
         beat = LeaseHeartbeat(client, claim.lease, self.lease_seconds,
                               on_renew=lambda lease: setattr(ctx, "lease", lease))  # fmt: skip
         ctx._lost = beat.lost

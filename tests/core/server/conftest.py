@@ -45,8 +45,10 @@ class Server:
         return new_key(self.db_url, *args)
 
 
-def start_server(db_url: str, *extra: str, env: dict[str, str] | None = None) -> Server:
-    port = free_port()
+def start_server(
+    db_url: str, *extra: str, env: dict[str, str] | None = None, port: int | None = None
+) -> Server:
+    port = port or free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "tether", "serve", "--db", db_url, "--port", str(port), *extra],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,

@@ -9,9 +9,11 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
+
 from ..clock import Clock
 from ..engine import Engine
-from ..errors import ApprovalPending, InvalidRequest, TetherError
+from ..errors import ApprovalPending, CorruptStore, InvalidRequest, StoreError, TetherError
 from ..model import (
     TERMINAL,
     Agent,
@@ -54,6 +56,11 @@ T = TypeVar("T")
 def default_owner() -> str:
     """A worker identity that names the host, the process and the thread."""
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+def _outage(exc: BaseException) -> bool:
+    """The store or server is away for now (not corrupt: that does not pass by waiting)."""
+    return isinstance(exc, StoreError) and not isinstance(exc, CorruptStore)
 
 
 def _token(lease: Lease | str | None) -> str | None:
@@ -423,8 +430,7 @@ class Client:
         if done is not None:
             return done.result  # type: ignore[no-any-return]
         value = fn()
-        recorded = self._engine.record_step(intent_id, key, value, lease_token=_token(lease))
-        return recorded.result  # type: ignore[no-any-return]
+        return self.record_step(intent_id, key, value, lease=lease).result  # type: ignore[no-any-return]
 
     def get_step(self, intent_id: str, key: str) -> Step | None:
         return self._engine.get_step(intent_id, key)
@@ -437,13 +443,29 @@ class Client:
         *,
         lease: Lease | None = None,
         usage: TurnUsage | None = None,
+        retry_for: float = 30.0,
     ) -> Step:
         """Record a finished step; the first record of a key wins. ``usage`` reports the model
         turn the step holds in the same write (see :meth:`report_usage`; it raises
-        :class:`tether.ApprovalPending` the same way, after recording the step)."""
-        return self._engine.record_step(
-            intent_id, key, result, lease_token=_token(lease), usage=usage
+        :class:`tether.ApprovalPending` the same way, after recording the step).
+
+        The step's effect has happened, so giving up on its record would run it again: while
+        the store or server is away (a restart), the record is retried for up to
+        ``retry_for`` seconds (a worker passes its lease's length) before
+        :class:`tether.StoreError` is raised. A retry after a lost answer is safe: it returns
+        the record that committed. A lost lease or a refusal is raised at once."""
+        retrying = Retrying(
+            retry=retry_if_exception(_outage),
+            stop=stop_after_delay(retry_for),
+            wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
+            reraise=True,
         )
+        for attempt in retrying:
+            with attempt:
+                return self._engine.record_step(
+                    intent_id, key, result, lease_token=_token(lease), usage=usage
+                )
+        raise AssertionError("unreachable")  # pragma: no cover
 
     def list_steps(self, intent_id: str) -> list[Step]:
         return self._engine.list_steps(intent_id)
