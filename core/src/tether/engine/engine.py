@@ -53,7 +53,7 @@ from ..model import (
     Wait,
     WaitSpec,
 )
-from ..store import Store, Tx
+from ..store import AGENT_CHANGES, Store, Tx
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
@@ -771,7 +771,7 @@ class Engine:
         """The agent once its generation is past ``after_generation`` (a kill, pause, resume
         or policy change), or as it is when ``timeout`` seconds pass."""
         limit = time.monotonic() + timeout
-        seen = self.store.change_counter
+        seen = self.store.topic_counter(AGENT_CHANGES)  # woken by agent changes, not every commit
         while True:
             found = self._read(lambda tx, ctx: mesh.find(tx, ctx, address), actor)
             if found is None:  # one may watch an agent before its first use
@@ -780,7 +780,7 @@ class Engine:
             remaining = limit - time.monotonic()
             if generation > after_generation or remaining <= 0:
                 return self.get_agent(address, actor=actor)
-            seen = self.store.wait_for_change(seen, remaining)
+            seen = self.store.wait_for_change(seen, remaining, topic=AGENT_CHANGES)
 
     # -- waiting -----------------------------------------------------------------------------
 

@@ -48,7 +48,7 @@ from ..model import (
     WaitKind,
     WaitSpec,
 )
-from ..store import Tx
+from ..store import AGENT_CHANGES, Tx
 from .context import Ctx
 from .records import IntentRow, dumps, for_update, load_intent, loads
 from .transitions import append_event
@@ -303,6 +303,7 @@ def set_status(
             "updated_at = ? WHERE address = ?",
             (status.value, reason, ctx.now_text, address),
         )
+        tx.touch(AGENT_CHANGES)
         details: dict[str, Any] = {
             "from": row.status.value,
             "to": status.value,
@@ -325,6 +326,7 @@ def set_policy(
             "WHERE address = ?",
             (policy.model_dump_json(), ctx.now_text, address),
         )
+        tx.touch(AGENT_CHANGES)
         old, new = row.policy.model_dump(mode="json"), policy.model_dump(mode="json")
         record(
             tx,

@@ -73,12 +73,15 @@ def append_event(
         at=ctx.now_text,
         details_json=details_json,
     )
-    tx.execute(
+    insert_event = (
         "INSERT INTO events (intent_id, seq, event_type, status, waiting_reason, actor, at, "
-        "details, hash, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (row.intent_id, seq, event_type, target.value, reason_text, actor, ctx.now_text,
-         details_json, digest),
-    )  # fmt: skip
+        "details, hash, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
+    )
+    event_params = (row.intent_id, seq, event_type, target.value, reason_text, actor,
+                    ctx.now_text, details_json, digest)  # fmt: skip
+    together = tx.dialect == "postgresql"  # one round trip for the event and the row
+    if not together:
+        tx.execute(insert_event, event_params)
     # Only the columns that change are written: an unchanged indexed column (status, agent)
     # would otherwise rewrite its index pages on every event.
     sets: dict[str, Any] = {"seq": seq, "head_hash": digest, "updated_at": ctx.now_text}
@@ -114,10 +117,14 @@ def append_event(
     )  # fmt: skip
     row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
     row.updated_at = ctx.now_text
-    changed = tx.execute(
-        f"UPDATE intents SET {', '.join(f'{c} = ?' for c in sets)} WHERE intent_id = ? AND seq = ?",
-        (*sets.values(), row.intent_id, seq - 1),
+    update = (
+        f"UPDATE intents SET {', '.join(f'{c} = ?' for c in sets)} WHERE intent_id = ? AND seq = ?"
     )
+    params = (*sets.values(), row.intent_id, seq - 1)
+    if together:  # the CTE's insert runs whatever the update matches; a mismatch rolls back
+        changed = tx.execute(f"WITH e AS ({insert_event}) {update}", (*event_params, *params))
+    else:
+        changed = tx.execute(update, params)
     if changed != 1:  # only possible if the row changed under us: never lose a seq silently
         raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
     if target in TERMINAL:

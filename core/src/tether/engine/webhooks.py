@@ -95,6 +95,7 @@ def subscribe(
     elif not secret.startswith("whsec_") or len(secret) < 16:
         raise InvalidRequest("a secret looks like whsec_<base64>, at least 16 characters")
     sub_id = new_id()
+    tx.memo.pop(("webhook_subscriptions", ctx.actor.workspace), None)
     tx.execute(
         f"INSERT INTO webhook_subscriptions ({_SUB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         (sub_id, ctx.actor.workspace, ctx.actor.actor, url, dumps(event_types), secret, description,
@@ -115,6 +116,7 @@ def subscriptions(tx: Tx, ctx: Ctx, include_inactive: bool) -> list[Subscription
 
 
 def revoke(tx: Tx, ctx: Ctx, subscription_id: str) -> Subscription:
+    tx.memo.pop(("webhook_subscriptions", ctx.actor.workspace), None)
     if (
         tx.execute(
             "UPDATE webhook_subscriptions SET revoked_at = ? WHERE subscription_id = ? AND workspace = ? "
@@ -146,11 +148,14 @@ def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
     """Queue ``event`` for every matching live subscription (same transaction as the event).
     A subscription to an AXP inbox type gets the intent events that change a thread under
     that type; one to ``*`` gets every event once, under its own type."""
-    subs = tx.all(
-        "SELECT subscription_id, event_types FROM webhook_subscriptions "
-        "WHERE workspace = ? AND revoked_at IS NULL",
-        (workspace,),
-    )
+    memo = ("webhook_subscriptions", workspace)  # once per transaction, not per event
+    subs = tx.memo.get(memo)
+    if subs is None:
+        subs = tx.memo[memo] = tx.all(
+            "SELECT subscription_id, event_types FROM webhook_subscriptions "
+            "WHERE workspace = ? AND revoked_at IS NULL",
+            (workspace,),
+        )
     if not subs:
         return
     kind = event["event_type"]

@@ -31,6 +31,7 @@ from ..model import (
 )
 from ..model.agents import Count, Pattern, Usd
 from ..model.base import AgentAddress
+from ..store import AGENT_CHANGES
 from .auth import ADMINS, AGENTS, ANYONE, require
 from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
@@ -250,12 +251,15 @@ async def get_agent(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
-        seen = feed.version
+        seen, agents_seen = feed.version, e.store.topic_counter(AGENT_CHANGES)
         agent = await run_in_threadpool(e.get_agent, target, actor=who)
         remaining = deadline - loop.time()
         if agent.generation > after_generation or remaining <= 0:
             return JSONModel(AgentOut(agent=agent))
-        await feed.wait(seen, remaining)
+        # every commit wakes the feed; re-read only once an agent may have changed
+        while e.store.topic_counter(AGENT_CHANGES) == agents_seen and remaining > 0:
+            seen = await feed.wait(seen, remaining)
+            remaining = deadline - loop.time()
 
 
 @router.post("/mesh/heartbeat", response_model=HeartbeatOut, summary="Agent heartbeat (AXP)")

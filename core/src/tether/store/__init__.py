@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import Store, Tx
+from .base import AGENT_CHANGES, Store, Tx
 from .schema import LATEST, MIGRATIONS, Migration
 from .sqlite import SQLiteStore, sqlite_path
 
@@ -28,6 +28,7 @@ def open_store(url: str | None = None) -> Store:
 
 
 __all__ = [
+    "AGENT_CHANGES",
     "DEFAULT_URL",
     "LATEST",
     "MIGRATIONS",

@@ -8,7 +8,7 @@ import abc
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
@@ -16,11 +16,16 @@ logger = logging.getLogger("tether.store")
 
 Row = tuple[Any, ...]
 
+AGENT_CHANGES = "agents"
+"""The topic of a change to an agent's status or policy (what an agent's guard watches)."""
+
 
 class Tx(Protocol):
     """One transaction: SQL with ``?`` placeholders, portable across dialects."""
 
     dialect: str
+    memo: dict[Any, Any]
+    """What this transaction has read already and may read again (it dies with it)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         """Run a statement; return the number of rows changed."""
@@ -32,6 +37,11 @@ class Tx(Protocol):
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this transaction is durably committed (never if it is not)."""
+        ...
+
+    def touch(self, topic: str) -> None:
+        """Say that this transaction changes ``topic`` (see :meth:`Store.topic_counter`), so
+        whoever waits on that topic alone wakes once it commits, here and in other replicas."""
         ...
 
 
@@ -58,12 +68,20 @@ class Store(abc.ABC):
     def _init_changes(self) -> None:
         self._cond = threading.Condition()
         self._counter = 0
+        self._unknown = 0  # changes whose topics are unknown (another process's, a catch-up)
+        self._topics: dict[str, int] = {}
         self._listeners: list[Callable[[], None]] = []
 
-    def _notify(self) -> None:
-        """Something may have changed: wake waiters and tell listeners."""
+    def _notify(self, topics: Collection[str] | None = ()) -> None:
+        """Something changed: wake waiters and tell listeners. ``topics`` are the topics the
+        change touched; ``None`` when it is not known which (every topic moves)."""
         with self._cond:
             self._counter += 1
+            if topics is None:
+                self._unknown += 1
+            else:
+                for topic in topics:
+                    self._topics[topic] = self._topics.get(topic, 0) + 1
             self._cond.notify_all()
         for listener in list(self._listeners):
             try:
@@ -79,25 +97,36 @@ class Store(abc.ABC):
     def change_counter(self) -> int:
         return self._counter
 
+    def topic_counter(self, topic: str) -> int:
+        """Moves with every change that touched ``topic`` (and every change of unknown
+        topics), so a waiter on one topic is not woken by every other commit."""
+        return self._topics.get(topic, 0) + self._unknown
+
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
         """Call ``callback`` (from the store's own thread, so keep it short) after every
         change this process learns of; return a function that unsubscribes it."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 
-    def wait_for_change(self, seen: int, timeout: float) -> int:
+    def wait_for_change(self, seen: int, timeout: float, *, topic: str | None = None) -> int:
         """Block until a change newer than ``seen`` may exist (or ``timeout``); return the
-        current change counter. Wake-ups may be spurious; callers re-read."""
+        current change counter (of ``topic`` alone, when given: see :meth:`topic_counter`).
+        Wake-ups may be spurious; callers re-read."""
+
+        def current() -> int:
+            return self._counter if topic is None else self.topic_counter(topic)
+
         deadline = time.monotonic() + timeout
         with self._cond:
-            while self._counter == seen:
+            while current() == seen:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
                 self._cond.wait(min(remaining, self._poll_seconds))
-                if self._counter == seen and self._poll_external():
+                if current() == seen and self._poll_external():
                     self._counter += 1
-            return self._counter
+                    self._unknown += 1
+            return current()
 
     @property
     @abc.abstractmethod

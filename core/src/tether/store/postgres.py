@@ -38,6 +38,8 @@ class _PgTx:
         self._conn = conn
         self.writing = writing
         self.callbacks: list[Callable[[], None]] = []
+        self.topics: set[str] = set()
+        self.memo: dict[Any, Any] = {}
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -55,6 +57,9 @@ class _PgTx:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
+
+    def touch(self, topic: str) -> None:
+        self.topics.add(topic)
 
 
 class PostgresStore(Store):
@@ -83,7 +88,7 @@ class PostgresStore(Store):
             self.channel = f"tether_changes_{schema[0]}"[:63]
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
-            kwargs={"autocommit": False},
+            kwargs={"autocommit": True},  # a write opens its transaction; a read needs none
         )  # fmt: skip
         self._init_changes()
         self._poll_seconds = CATCH_UP_SECONDS
@@ -108,10 +113,14 @@ class PostgresStore(Store):
             try:
                 with self._pool.connection() as conn:
                     tx = _PgTx(conn, writing)
+                    if not writing:  # each statement reads committed data, as it would in a
+                        result = fn(tx)  # READ COMMITTED transaction, without BEGIN and COMMIT
+                        break
                     with conn.transaction():
                         result = fn(tx)
-                        if writing:
-                            conn.execute("SELECT pg_notify(%s, '')", (self.channel,))
+                        # the payload names the topics the write touched
+                        conn.execute("SELECT pg_notify(%s, %s)",
+                                     (self.channel, ",".join(sorted(tx.topics))))  # fmt: skip
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -124,7 +133,7 @@ class PostgresStore(Store):
         if writing:
             for callback in tx.callbacks:
                 callback()
-            self._notify()
+            self._notify(tx.topics)
         return result
 
     def write(self, fn: Callable[[Tx], T]) -> T:
@@ -141,13 +150,15 @@ class PostgresStore(Store):
             try:
                 with psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5) as conn:
                     conn.execute(f'LISTEN "{self.channel}"')
-                    self._notify()  # catch up on anything missed while disconnected
+                    self._notify(None)  # catch up on anything missed while disconnected
                     while not self._closed:
-                        for _ in conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1):
-                            pass
-                        # a notification, or the periodic catch-up: either way waiters and
-                        # listeners re-read, so a lost NOTIFY delays an event, never loses it
-                        self._notify()
+                        got = list(conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1))
+                        # a notification names its topics; the periodic catch-up does not
+                        # know them, so every waiter re-reads: a lost NOTIFY delays an
+                        # event, never loses it
+                        self._notify(
+                            {t for n in got for t in n.payload.split(",") if t} if got else None
+                        )
             except psycopg.Error:
                 if not self._closed:
                     time.sleep(0.5)

@@ -39,6 +39,8 @@ class _SQLiteTx:
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
         self.callbacks: list[Callable[[], None]] = []
+        self.topics: set[str] = set()
+        self.memo: dict[Any, Any] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
@@ -52,6 +54,9 @@ class _SQLiteTx:
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
+
+    def touch(self, topic: str) -> None:
+        self.topics.add(topic)
 
 
 @dataclass
@@ -225,7 +230,7 @@ class SQLiteStore(Store):
                 conn.execute("ROLLBACK")
             self._fail(batch, StoreError(f"commit failed, nothing of it was stored: {exc}"))
             return
-        self._notify()
+        self._notify({t for _, tx, _, error in outcomes if error is None for t in tx.topics})
         for job, tx, value, error in outcomes:
             if error is not None:
                 job.future.set_exception(error)
@@ -262,6 +267,7 @@ class SQLiteStore(Store):
             if not self._poll_external():
                 return False
             self._counter += 1
+            self._unknown += 1
             return True
 
     # -- lifecycle ---------------------------------------------------------------------------
