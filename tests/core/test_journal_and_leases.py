@@ -119,6 +119,27 @@ def test_resumed_intent_goes_back_to_a_worker(client: tether.Client) -> None:
     assert client.claim(AGENT, owner="w3", intent_types=["other.v1"]) is None
 
 
+def test_a_claim_can_bring_the_journal_and_waits(client: tether.Client) -> None:
+    fresh = new_intent(client)
+    first = client.claim(AGENT, owner="w1", start=True, journal=True)
+    assert first is not None and first.intent.intent_id == fresh.intent_id
+    assert first.steps == [] and first.waits == [] and not first.resumed
+    client.record_step(fresh.intent_id, "reserve", {"ok": 1}, lease=first.lease)
+    client.record_step(fresh.intent_id, "charge", [1, 2], lease=first.lease)
+    client.wait_for_human(fresh.intent_id, HumanTask(title="ok?"), key="go", lease=first.lease)
+    person(client, "alice").reject(fresh.intent_id, comment="no")
+    again = client.claim(AGENT, owner="w2", journal=True)
+    assert again is not None and again.resumed
+    assert again.steps is not None and again.waits is not None
+    assert {s.key: s.result for s in again.steps} == {"reserve": {"ok": 1}, "charge": [1, 2]}
+    assert [(w.key, w.outcome, w.comment) for w in again.waits] == [("go", "rejected", "no")]
+    assert again.last_wait == again.waits[0]
+    plain = new_intent(client)
+    without = client.claim(AGENT, owner="w3")
+    assert without is not None and without.intent.intent_id == plain.intent_id
+    assert without.steps is None and without.waits is None  # not asked for
+
+
 def test_lease_duration_is_checked(client: tether.Client) -> None:
     new_intent(client)
     with pytest.raises(tether.InvalidRequest):

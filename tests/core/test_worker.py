@@ -74,6 +74,8 @@ def test_a_step_that_ran_is_recorded_through_a_server_restart(db_url: str) -> No
         time.sleep(1.5)
         servers.append(start_server(db_url, port=port))
 
+    restarter = threading.Thread(target=restart)
+
     ran: list[str] = []
     worker = tether.Worker(agent=AGENT, lease_seconds=10.0, poll_seconds=0.05)
 
@@ -84,7 +86,7 @@ def test_a_step_that_ran_is_recorded_through_a_server_restart(db_url: str) -> No
             if len(ran) == 1:  # the effect happened; now the server dies before the record
                 servers[0].process.send_signal(signal.SIGKILL)
                 servers[0].process.wait(10)
-                threading.Thread(target=restart).start()
+                restarter.start()
             return "reserved"
 
         return ctx.step("reserve", reserve)
@@ -98,6 +100,8 @@ def test_a_step_that_ran_is_recorded_through_a_server_restart(db_url: str) -> No
             assert [s.key for s in client.list_steps(intent.intent_id)] == ["reserve"]
         assert ran == ["reserve"]  # recorded by the run that did it, not run again
     finally:
+        if restarter.is_alive():
+            restarter.join()
         for s in servers:
             s.process.kill()
 

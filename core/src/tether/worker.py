@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
 
-from .client import Client, default_owner
+from .client import AgentGuard, Client, default_owner
 from .errors import AgentStopped, Forbidden, IntentTerminal, LeaseLost, StoreError, TetherError
 from .model import (
     Claim,
@@ -131,6 +131,9 @@ class WorkContext:
     """The intent's waits by key, read once per claim, plus those this run opened."""
     _patience: float = 30.0
     """How long a step's record is retried through an outage: the claim's lease length."""
+    _guard: AgentGuard | None = None
+    """The agent's status and policy as this process sees them, kept current by a watcher:
+    a boundary asks the store only when it says no."""
 
     @property
     def intent(self) -> Intent:
@@ -156,14 +159,24 @@ class WorkContext:
         (see :meth:`check`). The journal is read once per claim, so replaying recorded steps
         costs no round trip each.
         """
-        return self._once(key, fn, self.check)
+        return self._once(key, fn, self._boundary)
 
     def tool(self, name: str, fn: Callable[[], T], *, key: str | None = None) -> T:
         """Call the tool ``name`` once (a step keyed ``key``, default ``tool:<name>``), if the
         agent's tool scope allows it; :class:`tether.ToolDenied` if not."""
-        intent_id = self.intent.intent_id
-        return self._once(key or f"tool:{name}", fn,
-                          lambda: self.client.authorize_tool(intent_id, name, lease=self.lease))  # fmt: skip
+        return self._once(key or f"tool:{name}", fn, lambda: self._boundary(name))
+
+    def _boundary(self, tool: str | None = None) -> None:
+        """Before a step or tool runs. The agent's guard answers while the agent is active
+        (and the tool in scope): no round trip. Otherwise the store decides, and records the
+        hold or the denial. A cancel that lands meanwhile shows at the step's record."""
+        guard = self._guard
+        if guard is not None and not guard.stopped and (tool is None or guard.tool_allowed(tool)):
+            return
+        if tool is None:
+            self.check()
+        else:
+            self.client.authorize_tool(self.intent.intent_id, tool, lease=self.lease)
 
     def _once(self, key: str, fn: Callable[[], T], boundary: Callable[[], None]) -> T:
         if self._steps is None:
@@ -336,7 +349,7 @@ class Worker:
             return False
         claim = client.claim(
             self.agent, owner=self.owner, lease_seconds=self.lease_seconds,
-            intent_types=list(self.handlers) or None, start=True,
+            intent_types=list(self.handlers) or None, start=True, journal=True,
         )  # fmt: skip
         if claim is None:
             if self._fires_timers:  # the server fires timers itself; an agent key may not
@@ -346,7 +359,7 @@ class Worker:
                     self._fires_timers = False
             self._stop.wait(self.poll_seconds)
             return False
-        self._handle(client, claim)
+        self._handle(client, claim, guard)
         return True
 
     def _client(self) -> Client:
@@ -354,9 +367,13 @@ class Worker:
             raise TetherError("the worker has no client: pass one to Worker(...) or run(...)")
         return self.client
 
-    def _handle(self, client: Client, claim: Claim) -> None:
-        ctx = WorkContext(client=client, claim=claim, lease=claim.lease,
-                          _patience=self.lease_seconds)  # fmt: skip
+    def _handle(self, client: Client, claim: Claim, guard: AgentGuard | None = None) -> None:
+        ctx = WorkContext(
+            client=client, claim=claim, lease=claim.lease, _patience=self.lease_seconds,
+            _guard=guard,
+            _steps={s.key: s for s in claim.steps} if claim.steps is not None else None,
+            _waits={w.key: w for w in claim.waits} if claim.waits is not None else None,
+        )  # fmt: skip
         beat = LeaseHeartbeat(client, claim.lease, self.lease_seconds,
                               on_renew=lambda lease: setattr(ctx, "lease", lease))  # fmt: skip
         ctx._lost = beat.lost

@@ -462,6 +462,7 @@ class HttpBackend:
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
         start: bool = False,
+        journal: bool = False,
         actor: Principal | None = None,
     ) -> Claim | None:
         body = {
@@ -470,6 +471,7 @@ class HttpBackend:
             "lease_seconds": lease_seconds,
             "intent_types": intent_types,
             "start": start,
+            "journal": journal,
         }
         found = self._post("/v1/claims", body)["claim"]
         return Claim.model_validate(_claim_json(found)) if found is not None else None

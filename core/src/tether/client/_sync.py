@@ -497,15 +497,19 @@ class Client:
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
         start: bool = False,
+        journal: bool = False,
     ) -> Claim | None:
         """Claim the next runnable intent for ``agent`` (new, or resumed after a wait); with
-        ``start``, a new one is IN_PROGRESS when it is returned (one write, not two)."""
+        ``start``, a new one is IN_PROGRESS when it is returned (one write, not two); with
+        ``journal``, its steps and waits come with it (``Claim.steps``, ``Claim.waits``), so
+        a worker replaying a resumed intent needs no further read."""
         return self._engine.claim(
             agent,
             owner=owner or default_owner(),
             lease_seconds=lease_seconds,
             intent_types=intent_types,
             start=start,
+            journal=journal,
         )
 
     def agent_feed(

@@ -438,12 +438,14 @@ class Engine:
         lease_seconds: float = 30.0,
         intent_types: list[str] | None = None,
         start: bool = False,
+        journal: bool = False,
         actor: Principal | None = None,
     ) -> Claim | None:
-        """Claim the next runnable intent of ``agent``; ``start`` also begins work on it."""
+        """Claim the next runnable intent of ``agent``; ``start`` also begins work on it;
+        ``journal`` returns its steps and waits with it."""
         return self._write(
             lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types,
-                                         start),
+                                         start, journal),
             actor,
         )  # fmt: skip
 

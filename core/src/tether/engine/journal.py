@@ -41,6 +41,11 @@ def get_step(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> Step | None:
 
 def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
     load_intent(tx, intent_id, ctx.actor)
+    return steps_of(tx, intent_id)
+
+
+def steps_of(tx: Tx, intent_id: str) -> list[Step]:
+    """The journal of an intent the caller has already loaded (and may see)."""
     rows = tx.all(
         "SELECT step_key, result, recorded_at, schema_version FROM steps WHERE intent_id = ? "
         "ORDER BY recorded_at, step_key",

@@ -13,9 +13,10 @@ from ..store import Tx
 from . import mesh
 from .context import Ctx
 from .intents import read
+from .journal import steps_of
 from .records import WAIT_COLUMNS, IntentRow, for_update, load_intent
 from .transitions import append_event
-from .waits import _model
+from .waits import _model, waits_of
 
 RUNNABLE = (Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS)
 
@@ -44,9 +45,11 @@ def claim(
     seconds: float,
     intent_types: list[str] | None,
     start: bool = False,
+    journal: bool = False,
 ) -> Claim | None:
     """Claim the oldest runnable intent addressed to ``agent`` whose lease is free; with
-    ``start``, also begin work on it (IN_PROGRESS) in the same transaction."""
+    ``start``, also begin work on it (IN_PROGRESS) in the same transaction; with
+    ``journal``, hand over its steps and waits too (a worker replays from them)."""
     _check_ttl(seconds)
     if mesh.check_claim(tx, ctx, agent) is not None:
         return None  # a paused or killed agent takes no work; its intents wait for it
@@ -67,7 +70,7 @@ def claim(
     )
     if found is None:
         return None
-    claimed = _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds)
+    claimed = _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds, journal)
     if start and claimed.intent.status is not Status.IN_PROGRESS:
         row = load_intent(tx, claimed.intent.intent_id, ctx.actor)
         append_event(tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS,
@@ -97,18 +100,29 @@ def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -
     return _claim_row(tx, ctx, row, owner, seconds)
 
 
-def _claim_row(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Claim:
-    last = tx.one(
-        f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND status != ? "
-        "ORDER BY resolved_at DESC, wait_id DESC LIMIT 1",
-        (row.intent_id, WaitStatus.OPEN.value),
-    )
+def _claim_row(
+    tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float, journal: bool = False
+) -> Claim:
+    if journal:
+        waits = waits_of(tx, ctx, row.intent_id)
+        ended = [w for w in waits if w.status is not WaitStatus.OPEN]
+        last_wait = max(ended, key=lambda w: (w.resolved_at or w.opened_at, w.wait_id),
+                        default=None)  # fmt: skip
+    else:
+        last = tx.one(
+            f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND status != ? "
+            "ORDER BY resolved_at DESC, wait_id DESC LIMIT 1",
+            (row.intent_id, WaitStatus.OPEN.value),
+        )
+        last_wait = _model(ctx, last) if last is not None else None
     lease = _take(tx, ctx, row, owner, seconds)
     return Claim(
         intent=read(tx, ctx, row.intent_id),
         lease=lease,
-        resumed=last is not None,
-        last_wait=_model(ctx, last) if last is not None else None,
+        resumed=last_wait is not None,
+        last_wait=last_wait,
+        steps=steps_of(tx, row.intent_id) if journal else None,
+        waits=waits if journal else None,
     )
 
 

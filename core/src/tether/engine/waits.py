@@ -97,6 +97,11 @@ def get(tx: Tx, ctx: Ctx, wait_id: str) -> Wait:
 
 def list_for_intent(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
     load_intent(tx, intent_id, ctx.actor)
+    return waits_of(tx, ctx, intent_id)
+
+
+def waits_of(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
+    """The waits of an intent the caller has already loaded (and may see), oldest first."""
     rows = tx.all(
         f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? ORDER BY opened_at, wait_id",
         (intent_id,),

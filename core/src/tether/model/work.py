@@ -49,6 +49,10 @@ class Claim(Model):
     resumed: bool
     """True when the intent comes back after a wait (``last_wait`` says how it ended)."""
     last_wait: Wait | None = None
+    steps: list[Step] | None = None
+    """Claimed with ``journal=True``: the intent's steps journal as the claim found it."""
+    waits: list[Wait] | None = None
+    """Claimed with ``journal=True``: the intent's waits (open and ended), oldest first."""
 
 
 class FeedItem(Model):

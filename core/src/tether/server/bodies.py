@@ -245,6 +245,8 @@ class ClaimNext(Body):
     intent_types: list[str] | None = None
     start: bool = False
     """Also begin work on it (IN_PROGRESS) in the same transaction."""
+    journal: bool = False
+    """Also return its steps journal and its waits (``claim.steps``, ``claim.waits``)."""
 
 
 class ClaimOne(Body):

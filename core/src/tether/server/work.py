@@ -206,6 +206,7 @@ def claim(body: b.ClaimNext, who: Agent, e: EngineDep) -> JSONModel:
                 lease_seconds=body.lease_seconds,
                 intent_types=body.intent_types,
                 start=body.start,
+                journal=body.journal,
                 actor=who,
             )
         )
