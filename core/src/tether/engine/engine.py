@@ -162,6 +162,12 @@ class Engine:
     ) -> list[Event]:
         return self._read(lambda tx, ctx: intents.events(tx, ctx, intent_id, since, limit), actor)
 
+    def events_of_many(
+        self, intent_ids: list[str], *, actor: Principal | None = None
+    ) -> dict[str, list[Event]]:
+        """The events of each of ``intent_ids`` the actor may see, in one read."""
+        return self._read(lambda tx, ctx: intents.events_of_many(tx, ctx, intent_ids), actor)
+
     def acknowledge(
         self, intent_id: str, *, lease_token: str | None = None, actor: Principal | None = None
     ) -> Intent:

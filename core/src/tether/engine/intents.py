@@ -238,6 +238,30 @@ def events(tx: Tx, ctx: Ctx, intent_id: str, since: int, limit: int) -> list[Eve
     return [event_from_row(r) for r in rows]
 
 
+def events_of_many(tx: Tx, ctx: Ctx, intent_ids: list[str]) -> dict[str, list[Event]]:
+    """The events of several intents in two queries (a listing shows each one's timeline);
+    intents the actor may not see, or that do not exist, are left out."""
+    if len(intent_ids) > 1000:
+        raise InvalidRequest("at most 1000 intents at a time")
+    if not intent_ids:
+        return {}
+    marks = ", ".join("?" * len(intent_ids))
+    rows = tx.all(f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id IN ({marks})",
+                  intent_ids)  # fmt: skip
+    seen = [r.intent_id for r in map(IntentRow.from_row, rows) if visible(r, ctx.actor)]
+    out: dict[str, list[Event]] = {i: [] for i in seen}
+    if seen:
+        marks = ", ".join("?" * len(seen))
+        for r in tx.all(
+            f"SELECT {EVENT_COLUMNS} FROM events WHERE intent_id IN ({marks}) "
+            "ORDER BY intent_id, seq",
+            seen,
+        ):
+            event = event_from_row(r)
+            out[event.intent_id].append(event)
+    return out
+
+
 def check_lease(row: IntentRow, ctx: Ctx, lease_token: str | None) -> None:
     """A write made under a lease is refused once that lease is gone (fencing)."""
     from ..errors import LeaseLost

@@ -131,7 +131,8 @@ def list_threads(
         found = [intent for _, intent in e.inbox_changes(reply_to=owner, limit=limit, actor=who)]
     else:
         found = e.list_tasks(mine=who.kind is PrincipalKind.HUMAN, limit=limit, actor=who)
-    threads = [thread(i, e.list_events(i.intent_id, actor=who)) for i in found]
+    timelines = e.events_of_many([i.intent_id for i in found], actor=who)
+    threads = [thread(i, timelines.get(i.intent_id, [])) for i in found]
     return JSONModel(
         ThreadList(threads=[t for t in threads if status is None or t.status == status])
     )
@@ -152,9 +153,8 @@ def changes(
         reply_to=_owner(who, owner_agent), after=after, limit=limit + 1, actor=who
     )
     page = found[:limit]
-    items = [
-        Change(cursor=c, thread=thread(i, e.list_events(i.intent_id, actor=who))) for c, i in page
-    ]
+    timelines = e.events_of_many([i.intent_id for _, i in page], actor=who)
+    items = [Change(cursor=c, thread=thread(i, timelines.get(i.intent_id, []))) for c, i in page]
     more = len(found) > limit
     return JSONModel(
         Changes(changes=items, next_cursor=page[-1][0] if page else cursor, has_more=more)
