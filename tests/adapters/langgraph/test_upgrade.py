@@ -13,6 +13,7 @@ the node had run, or wait for ever.
 from __future__ import annotations
 
 import operator
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
@@ -215,6 +216,62 @@ def test_a_run_parked_in_a_node_the_next_version_removed_fails_clearly(
     assert intent.error.details["nodes"] == ["pay"]
     assert intent.error.details["waits"] == [w.key for w in client.list_waits(run.intent_id)]
     assert list(_labels(effects).values()) == [["prepare:v1", "charge:v1"]]  # no notify
+
+
+class _Crash(BaseException):
+    """Stands for the process dying inside a node (no handler sees it)."""
+
+
+@pytest.mark.parametrize("run_async", [False, True])
+def test_a_run_stopped_between_nodes_before_a_renamed_node_fails_clearly(
+    client: Client, run_async: bool
+) -> None:
+    """A worker died after ``draft`` and before ``send``; the next release renamed ``send``.
+    The run must not end as if ``send`` had run: it fails with ``graph_changed``."""
+    ran: list[str] = []
+
+    def node(name: str, crash: bool = False) -> Any:
+        def body(state: Fan) -> dict[str, Any]:
+            if crash:
+                raise _Crash(name)
+            ran.append(name)
+            return {"done": [name]}
+
+        return body
+
+    def graph(second: str, crash: bool) -> DurableGraph:
+        g = StateGraph(Fan)
+        g.add_node("draft", node("draft"))
+        g.add_node(second, node(second, crash))
+        g.add_edge(START, "draft")
+        g.add_edge("draft", second)
+        g.add_edge(second, END)
+        return DurableGraph(g.compile(checkpointer=TetherSaver(client)), client, agent=AGENT,
+                            run_async=run_async, lease_seconds=0.3)  # fmt: skip
+
+    intent = graph("send", crash=True).submit({"items": []})
+    with pytest.raises(_Crash):
+        graph("send", crash=True).run(intent.intent_id)
+    assert ran == ["draft"]
+    deliver = graph("deliver", crash=False)  # the next release
+
+    def resume() -> None:
+        while True:  # once the dead attempt's lease has run out
+            try:
+                deliver.run(intent.intent_id)
+                return
+            except tether.Conflict as exc:
+                if exc.code != "leased":
+                    raise
+                time.sleep(0.05)
+
+    with pytest.raises(GraphChanged, match="stopped before node 'send'") as raised:
+        resume()
+    assert raised.value.details == {"nodes": ["send"], "waits": []}
+    failed = client.get_intent(intent.intent_id)
+    assert failed.status is Status.FAILED and failed.error is not None
+    assert failed.error.code == "graph_changed"
+    assert ran == ["draft"]  # neither the old nor the new node ran
 
 
 class Fan(TypedDict, total=False):

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.pregel import Pregel
-from langgraph.types import Command, Durability, GraphOutput, Interrupt, StateSnapshot
+from langgraph.types import Command, Durability, GraphOutput, Interrupt, Send, StateSnapshot
 from tether import (
     AgentStopped,
     AsyncClient,
@@ -54,6 +54,10 @@ _NOT_STARTED = (Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED)
 _MAX_RECHECKS = 3
 _INTERRUPT_WRITES = "__interrupt__"
 """The channel of a task's interrupts in a checkpoint's pending writes (as stored)."""
+_BRANCH_TO = "branch:to:"
+"""The channel that triggers a node (``branch:to:<node>``), set until the node has run."""
+_SENDS = "__pregel_tasks"
+"""The channel of ``Send`` packets not yet run (each names its node)."""
 _UNFINISHED = (_INTERRUPT_WRITES, "__resume__", "__error__", "__error_source_node__")
 """The writes of a task that has not finished (any other write says it has)."""
 _NOT_A_FAILURE = (LeaseLost, AgentStopped, IntentTerminal)
@@ -74,10 +78,11 @@ class RunResult:
 
 
 class GraphChanged(IntentTerminal):
-    """The run waits in a node that the graph no longer has: a release renamed or removed
-    it (or changed what leads to it) after the run stopped there, so the answer cannot be
-    given to it. The run's intent has been failed with the error code ``graph_changed``
-    (its details name the ``nodes`` and ``waits``) rather than ended without the node."""
+    """The run waits in (or, its process having ended between nodes, was about to run) a
+    node that the graph no longer has: a release renamed or removed it (or changed what leads
+    to it) after the run stopped there, so the run cannot go on there. The run's intent has
+    been failed with the error code ``graph_changed`` (its details name the ``nodes`` and
+    ``waits``) rather than ended without the node."""
 
     code = "graph_changed"
 
@@ -138,8 +143,9 @@ class _Attempt:
 
     def _check_graph(self, snapshot: StateSnapshot) -> None:
         """Fail the run (:class:`GraphChanged`) if it stopped on an interrupt of a task that
-        this graph does not have: LangGraph would drop the interrupt and, with no task
-        left, end the run as if the node had run.
+        this graph does not have, or between nodes before one this graph does not have:
+        LangGraph would drop the interrupt (or the node's trigger) and, with no task left,
+        end the run as if the node had run.
 
         An interrupt is lost when its task has not finished (it wrote nothing but its
         interrupt, resume values or errors), is not a task of this graph, and the interrupt
@@ -156,17 +162,29 @@ class _Attempt:
                 for item in value:
                     if isinstance(item, Interrupt) and item.id not in shown:
                         lost.setdefault(item.id, (task_id, item))
-        if not lost:
-            return
-        nodes = sorted({n for task_id, item in lost.values() if (n := _node_of(task_id, item))})
-        waits = [self._request(item).key for _, item in lost.values()]
-        where = f"in node {', '.join(map(repr, nodes))}" if nodes else "in a node"
-        error = GraphChanged(
-            f"the run waits {where} (wait {', '.join(waits)}), which this graph does not "
-            "have: renamed or removed since the run stopped there, so its answer cannot be "
-            f"given to it. The graph's nodes: {', '.join(_nodes(self.durable.graph))}.",
-            details={"nodes": nodes, "waits": waits},
-        )
+        if lost:
+            nodes = sorted({n for t, item in lost.values() if (n := _node_of(t, item))})
+            waits = [self._request(item).key for _, item in lost.values()]
+            where = f"in node {', '.join(map(repr, nodes))}" if nodes else "in a node"
+            self._fail_changed(GraphChanged(
+                f"the run waits {where} (wait {', '.join(waits)}), which this graph does not "
+                "have: renamed or removed since the run stopped there, so its answer cannot "
+                f"be given to it. The graph's nodes: {', '.join(_nodes(self.durable.graph))}.",
+                details={"nodes": nodes, "waits": waits},
+            ))  # fmt: skip
+        stranded = _stranded(saved.checkpoint["channel_values"] if saved else {},
+                             self.durable.graph)  # fmt: skip
+        if stranded:
+            names = ", ".join(map(repr, stranded))
+            self._fail_changed(GraphChanged(
+                f"the run stopped before node {names}, which this graph does not have: "
+                "renamed or removed since the run stopped (its process ended between nodes), "
+                "so it cannot go on there. The graph's nodes: "
+                f"{', '.join(_nodes(self.durable.graph))}.",
+                details={"nodes": stranded, "waits": []},
+            ))  # fmt: skip
+
+    def _fail_changed(self, error: GraphChanged) -> None:
         self.durable.client.fail(
             self.intent.intent_id,
             ErrorInfo(code=error.code, message=error.message[:2000], details=error.details),
@@ -429,6 +447,15 @@ def _node_of(task_id: str, item: Interrupt) -> str | None:
     if segment.startswith("=") and segment.endswith(suffix):
         return segment[1 : -len(suffix)]
     return None
+
+
+def _stranded(values: dict[str, Any], graph: Pregel[Any, Any, Any, Any]) -> list[str]:
+    """Nodes a checkpoint was about to run that ``graph`` does not have: LangGraph would
+    ignore their triggers and, with nothing left to run, end the run as if they had run."""
+    wanted = {key[len(_BRANCH_TO) :] for key in values if key.startswith(_BRANCH_TO)}
+    sends = values.get(_SENDS)
+    wanted |= {p.node for p in sends if isinstance(p, Send)} if isinstance(sends, list) else set()
+    return sorted(wanted - set(graph.nodes))
 
 
 def _nodes(graph: Pregel[Any, Any, Any, Any]) -> list[str]:
