@@ -72,6 +72,11 @@ class Process:
         self._reader.join(5)
         return code
 
+    def kill(self) -> None:
+        """SIGKILL: the process dies wherever it is."""
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(30) == -signal.SIGKILL
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
