@@ -64,7 +64,7 @@ chaos: $(STAMP) $(ADAPTER_STAMPS) chromium
 
 bench: $(STAMP) $(ADAPTER_STAMPS)
 	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/http.py
+	$(BIN)/python bench/http_load.py
 	$(BIN)/python bench/postgres.py
 	$(BIN)/python bench/mesh.py
 	$(BIN)/python bench/scale.py

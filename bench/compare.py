@@ -84,8 +84,12 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package and bench/langgraph.py the langgraph package.
+# the shared server helper, from this folder, before the folder leaves sys.path
+from _serve import tether_serve
+
+# Run as a script, this file's folder comes first on sys.path, where bench/langgraph.py would
+# shadow the langgraph package (a namespace package: a module of that name anywhere on the
+# path wins over it).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -95,7 +99,6 @@ import json  # noqa: E402
 import platform  # noqa: E402
 import queue  # noqa: E402
 import signal  # noqa: E402
-import socket  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -771,44 +774,11 @@ def child_main(role: str, spec_text: str) -> int:
 # -- stores, servers and the parent ------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(db_url: str, log: Path) -> Iterator[str]:
     """``tether serve`` on ``db_url`` (development mode on loopback, rate limit off)."""
-    import httpx
-
-    port = _free_port()
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "tether", "serve", "--db", db_url, "--port", str(port)],
-            stdout=out, stderr=subprocess.STDOUT,
-            env={**os.environ, "TETHER_RATE_LIMIT": "0"},
-        )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline or proc.poll() is not None:
-                raise RuntimeError(f"tether serve did not start; see {log}")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with tether_serve(db_url, log=log) as served:
+        yield served.url
 
 
 def _pg_admin(sql: str, patience: float = 120.0) -> None:

@@ -28,8 +28,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package.
+# Run as a script, this file's folder comes first on sys.path, where bench/crewai.py would
+# shadow the crewai package.
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 

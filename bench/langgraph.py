@@ -33,8 +33,12 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this file's folder comes first on sys.path: bench/langgraph.py would shadow
-# the langgraph package, and bench/http.py the standard library's http.
+# the shared server helper, from this folder, before the folder leaves sys.path
+from _serve import tether_serve
+
+# Run as a script, this file's folder comes first on sys.path, where bench/langgraph.py would
+# shadow the langgraph package (a namespace package: a module of that name anywhere on the
+# path wins over it).
 _HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
 
@@ -42,7 +46,6 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import shutil  # noqa: E402
-import socket  # noqa: E402
 import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
@@ -115,12 +118,6 @@ def _runs(app: Any, n: int, durability: str | None) -> float:
 # -- a tether server in a subprocess ---------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def tether_server(root: Path) -> Iterator[tuple[str, str]]:
     """``tether serve`` on a fresh store; yields its URL and an admin key."""
@@ -129,35 +126,8 @@ def tether_server(root: Path) -> Iterator[tuple[str, str]]:
         [sys.executable, "-m", "tether", "keys", "create", "--role", "admin", "--db", db, "--json"],
         capture_output=True, text=True, check=True, cwd=root,
     )  # fmt: skip
-    key = str(json.loads(out.stdout)["key"])
-    port = _free_port()
-    log = (root / "server.log").open("w")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--db", db, "--port", str(port)],
-        cwd=root, stdout=log, stderr=subprocess.STDOUT,
-        env={**os.environ, "TETHER_RATE_LIMIT": "0"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-                    break
-            except OSError as exc:
-                if time.monotonic() > deadline or proc.poll() is not None:
-                    raise RuntimeError(
-                        f"tether serve did not start; see {root}/server.log"
-                    ) from exc
-                time.sleep(0.05)
-        yield url, key
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    with tether_serve(db, log=root / "server.log", cwd=root) as served:
+        yield served.url, str(json.loads(out.stdout)["key"])
 
 
 # -- 1. runs per second ------------------------------------------------------------------------

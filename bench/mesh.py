@@ -29,31 +29,24 @@ Run::
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import random
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import random  # noqa: E402
-import socket  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import httpx  # noqa: E402
-import psycopg  # noqa: E402
-import tether  # noqa: E402
+import psycopg
+import tether
+from _serve import tether_serve
 
 AGENT = "agent://bench/fleet"
 PG_BASE = os.environ.get("TETHER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -79,40 +72,10 @@ def watch(target: str) -> None:
     client.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @contextmanager
 def serve(db_url: str) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tether", "serve", "--db", db_url, "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        env={**os.environ, "TETHER_RATE_LIMIT": "0"},
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("tether serve did not start")
-            time.sleep(0.05)
-        yield url
-    finally:
-        proc.terminate()  # open long polls hold a graceful shutdown up to their window
-        try:
-            proc.wait(5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
+    with tether_serve(db_url, patience=30) as served:
+        yield served.url
 
 
 @contextmanager

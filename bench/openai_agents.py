@@ -28,36 +28,31 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package; the repository root goes there instead (for the test
-# server harness).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [os.path.dirname(_HERE)] + [
-    p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE
-]
+# The repository root, for the test suite's server harness.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 os.environ["OPENAI_AGENTS_DISABLE_TRACING"] = "1"
 
-import argparse  # noqa: E402
-import asyncio  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import statistics  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections.abc import Awaitable, Callable, Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import asyncio
+import json
+import platform
+import shutil
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
-import tether  # noqa: E402
-from agents import Agent, Runner, function_tool, set_tracing_disabled  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.table import Table  # noqa: E402
-from tether_openai_agents import DurableRunner  # noqa: E402
-from tether_openai_agents.testing import ScriptedModel, tool_call  # noqa: E402
+import tether
+from agents import Agent, Runner, function_tool, set_tracing_disabled
+from rich.console import Console
+from rich.table import Table
+from tether_openai_agents import DurableRunner
+from tether_openai_agents.testing import ScriptedModel, tool_call
 
-from tests.server_harness import running_server  # noqa: E402
+from tests.server_harness import running_server
 
 set_tracing_disabled(True)
 

@@ -3,7 +3,7 @@
 It works in a fresh schema ``bench_<random>`` of the local PostgreSQL (``TETHER_BENCH_PG``,
 default ``postgresql://postgres@127.0.0.1:5432/test``; the schema is dropped afterwards),
 creates an admin key with ``tether keys create``, starts ``tether serve --db <url>`` replicas
-on free ports (``TETHER_RATE_LIMIT=0``: all load uses one key) and reuses ``bench/http.py``'s
+on free ports (``TETHER_RATE_LIMIT=0``: all load uses one key) and reuses ``bench/http_load.py``'s
 load generator: worker processes (multiprocessing, spawn), each running threads with one
 keep-alive client per thread (16 clients by default: 4 processes x 4 threads). It measures:
 
@@ -41,47 +41,21 @@ its disk's fsync rate and on whatever else it runs.
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
+import platform
+import shutil
 import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package (imported by httpx, uvicorn and psycopg's friends).
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import importlib.util  # noqa: E402
-from types import ModuleType  # noqa: E402
-
-
-def _load_bench_http() -> ModuleType:
-    """bench/http.py as the module ``tether_bench_http``. Registered in ``sys.modules`` so
-    that the spawned load processes (which re-run this file's top level) unpickle its
-    functions and tasks."""
-    name = "tether_bench_http"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, os.path.join(_HERE, "http.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-bh = _load_bench_http()
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import shutil  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import psycopg  # noqa: E402
+import http_load as bh
+import psycopg
 
 RESULTS = Path(__file__).resolve().parent / "results" / "postgres.json"
 PG_BASE = os.environ.get("TETHER_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -156,7 +130,7 @@ class PgStats:
 class CommitResult:
     commits: int
     seconds: float
-    latency: Any  # bench/http.py's Latency
+    latency: Any  # bench/http_load.py's Latency
     synchronous_commit: str
 
     @property
@@ -200,7 +174,7 @@ class LoadResult:
     requests: int
     seconds: float
     errors: int
-    latency: Any  # per request (bench/http.py's Latency)
+    latency: Any  # per request (bench/http_load.py's Latency)
     server_cpu: float | None  # CPU seconds of all replicas in the window
     postgres_cpu: float | None  # CPU seconds of all PostgreSQL processes in the window
     load_cpu: float | None

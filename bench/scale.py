@@ -25,27 +25,20 @@ Run::
 
 from __future__ import annotations
 
-import os
+import argparse
+import json
+import sqlite3
+import subprocess
 import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
 
-# Run as a script, this folder comes first on sys.path, where bench/http.py would shadow the
-# standard library's ``http`` package.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import json  # noqa: E402
-import socket  # noqa: E402
-import sqlite3  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
-import tether  # noqa: E402
-from tether.ids import new_id  # noqa: E402
+import httpx
+import tether
+from _serve import tether_serve
+from tether.ids import new_id
 
 AGENTS = 100
 GROUPS = 10
@@ -132,12 +125,6 @@ def fill(path: Path, total: int, waiting: int) -> None:
     conn.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -175,24 +162,8 @@ def main() -> int:
         db = f"sqlite:///{path}"
         alice = _key(db, "--role", "approver", "--subject", "alice", "--group", "g3")
         admin = _key(db, "--role", "admin")
-        port = _free_port()
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tether", "serve", "--db", db, "--port", str(port)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-            env={**os.environ, "TETHER_RATE_LIMIT": "0"},
-        )  # fmt: skip
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    raise RuntimeError("tether serve did not start")
-                time.sleep(0.1)
+        with tether_serve(db) as served:
+            url, server = served.url, served.process
             memory = [round(_rss_mb(server.pid), 1)]
             queries = {
                 "my tasks (alice)": (alice, "/v1/me/tasks", {"limit": 50}),
@@ -220,9 +191,6 @@ def main() -> int:
                                 next(v for v in body.values() if isinstance(v, list))
                             )
                     memory.append(round(_rss_mb(server.pid), 1))
-        finally:
-            server.terminate()
-            server.wait(30)
     rows = [
         {"query": n, "returned": counts[n], "p50_ms": _pct(t, 0.5), "p99_ms": _pct(t, 0.99)}
         for n, t in timings.items()

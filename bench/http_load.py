@@ -11,7 +11,7 @@ Python process cannot drive the server hard enough on its own. It measures:
    (``POST .../respond``, an admin key may) and complete it (``POST .../resolve``): five
    requests and six durable transitions per lifecycle. Lifecycles/s and per-request p50/p99.
 2. **A cheap read** - ``GET /v1/intents/{id}``: requests/s and p50/p99.
-3. **The framework's floor** - a second uvicorn process (``bench/http.py --trivial-app``)
+3. **The framework's floor** - a second uvicorn process (``bench/http_load.py --trivial-app``)
    serving a minimal FastAPI app, ``GET /ping`` (``async def``) and ``GET /ping-sync`` (a
    plain ``def``, run in the threadpool as most tether routes are), driven by the same load
    generator in the same run, so the numbers above can be read against what this machine
@@ -38,10 +38,10 @@ printed and written to ``bench/results/http.json``.
 
 Run::
 
-    .venv/bin/python bench/http.py                    # ~5 s per load phase, 200 resume samples
-    .venv/bin/python bench/http.py --quick            # 1.5 s phases, 40 samples: a smoke test
-    .venv/bin/python bench/http.py --procs 8 --threads 2
-    .venv/bin/python bench/http.py --client stdlib    # http.client: ~4x less client CPU
+    .venv/bin/python bench/http_load.py                    # ~5 s per load phase, 200 resume samples
+    .venv/bin/python bench/http_load.py --quick            # 1.5 s phases, 40 samples: a smoke test
+    .venv/bin/python bench/http_load.py --procs 8 --threads 2
+    .venv/bin/python bench/http_load.py --client stdlib    # http.client: ~4x less client CPU
 
 This is a benchmark, not a test: the load generator shares the machine with the servers, so
 the numbers depend on the core count and on what else the machine runs. With few cores,
@@ -51,37 +51,31 @@ request on a slow core).
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import http.client
+import json
+import multiprocessing as mp
 import os
+import platform
+import queue
+import shutil
+import sqlite3
+import statistics
+import subprocess
 import sys
+import tempfile
+import threading
+import time
+import uuid
+from array import array
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
 
-# This file is bench/http.py: run as a script, its folder comes first on sys.path and would
-# shadow the standard library's ``http`` package, which httpx and uvicorn import.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != _HERE]
-
-import argparse  # noqa: E402
-import contextlib  # noqa: E402
-import http.client  # noqa: E402
-import json  # noqa: E402
-import multiprocessing as mp  # noqa: E402
-import platform  # noqa: E402
-import queue  # noqa: E402
-import shutil  # noqa: E402
-import socket  # noqa: E402
-import sqlite3  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import uuid  # noqa: E402
-from array import array  # noqa: E402
-from collections.abc import Callable, Iterator, Mapping, Sequence  # noqa: E402
-from dataclasses import asdict, dataclass, field  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import httpx  # noqa: E402
+import httpx
+from _serve import free_port, wait_ready
 
 RESULTS = Path(__file__).resolve().parent / "results" / "http.json"
 INTENT_TYPE = "bench.task.v1"
@@ -503,12 +497,6 @@ class LoadGenerator:
 # -- servers ---------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _cli(cwd: Path, *args: str) -> str:
     out = subprocess.run(
         [sys.executable, "-m", "tether", *args], capture_output=True, text=True, timeout=120,
@@ -534,16 +522,10 @@ class Server:
         )  # fmt: skip
 
     def wait_ready(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name} did not start: {self.log_path.read_text()}")
-            time.sleep(0.05)
+        try:
+            wait_ready(self.url, self.process, timeout, self.name)
+        except RuntimeError as exc:
+            raise RuntimeError(f"{exc}: {self.log_path.read_text()}") from exc
 
     def stop(self) -> None:
         if self.process.poll() is None:
