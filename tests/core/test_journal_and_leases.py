@@ -61,6 +61,123 @@ def test_state_compare_and_set(client: tether.Client) -> None:
     assert other.version == 1 and client.get_state(intent.intent_id, "session").data == [1, 2]  # type: ignore[union-attr]
 
 
+def _keys(client: tether.Client, intent_id: str, **kw: object) -> list[str]:
+    return [e.key for e in client.list_state(intent_id, **kw)]  # type: ignore[arg-type]
+
+
+def test_state_keys_are_listed_by_exact_prefix_in_code_point_order(client: tether.Client) -> None:
+    intent = new_intent(client)
+    keys = ["a", "a%b", "a_b", "ab", "a/1", "a/2", "aXb", "A", "b", "é", "x\U0010ffff",
+            "x\U0010ffffy", "y"]  # fmt: skip
+    for key in keys:
+        client.put_state(intent.intent_id, {"k": key}, expected_version=0, key=key)
+    client.put_state(intent.intent_id, {"again": True}, expected_version=1, key="ab")
+    listed = client.list_state(intent.intent_id)
+    assert [e.key for e in listed] == sorted(keys)  # Python sorts str by code point
+    ab = next(e for e in listed if e.key == "ab")
+    stored = client.get_state(intent.intent_id, "ab")
+    assert stored is not None and (ab.version, ab.updated_at) == (2, stored.updated_at)
+    assert not hasattr(ab, "data")
+    # LIKE's wildcards are plain characters in a prefix
+    assert _keys(client, intent.intent_id, prefix="a%") == ["a%b"]
+    assert _keys(client, intent.intent_id, prefix="a_") == ["a_b"]
+    in_a = ["a", "a%b", "a/1", "a/2", "aXb", "a_b", "ab"]
+    assert _keys(client, intent.intent_id, prefix="a") == in_a
+    assert _keys(client, intent.intent_id, prefix="a", after="a/1") == in_a[3:]
+    assert _keys(client, intent.intent_id, prefix="x\U0010ffff") == keys[10:12]
+    assert _keys(client, intent.intent_id, prefix="nothing") == []
+    # page by page, with the last key as ``after``
+    pages: list[list[str]] = []
+    while page := _keys(client, intent.intent_id, after=pages[-1][-1] if pages else "", limit=4):
+        pages.append(page)
+    assert [len(p) for p in pages] == [4, 4, 4, 1]
+    assert [key for p in pages for key in p] == sorted(keys)
+
+
+def test_state_is_deleted_by_key_with_compare_and_set(client: tether.Client) -> None:
+    intent = new_intent(client)
+    client.put_state(intent.intent_id, 1, expected_version=0, key="k")
+    client.put_state(intent.intent_id, 2, expected_version=1, key="k")
+    with pytest.raises(tether.VersionConflict) as info:
+        client.delete_state(intent.intent_id, "k", expected_version=1)
+    assert info.value.details == {"current_version": 2, "expected_version": 1}
+    assert client.get_state(intent.intent_id, "k").data == 2  # type: ignore[union-attr]
+    assert client.delete_state(intent.intent_id, "k", expected_version=2) is True
+    assert client.get_state(intent.intent_id, "k") is None
+    assert client.delete_state(intent.intent_id, "k") is False
+    assert client.delete_state(intent.intent_id, "k", expected_version=0) is False
+    with pytest.raises(tether.VersionConflict):
+        client.delete_state(intent.intent_id, "k", expected_version=2)
+    # written again, it starts over at version 1
+    assert client.put_state(intent.intent_id, 3, expected_version=0, key="k").version == 1
+    client.put_state(intent.intent_id, "other", expected_version=0, key="k2")
+    assert client.delete_state(intent.intent_id, "k") is True
+    assert _keys(client, intent.intent_id) == ["k2"]
+
+
+def test_state_is_deleted_by_exact_prefix(client: tether.Client) -> None:
+    intent, other = new_intent(client), new_intent(client)
+    for key in ["t/1", "t/2", "t%/x", "t_", "tx", "u"]:
+        client.put_state(intent.intent_id, key, expected_version=0, key=key)
+    client.put_state(other.intent_id, "mine", expected_version=0, key="t/1")
+    assert client.delete_state_prefix(intent.intent_id, "t/") == 2
+    assert client.delete_state_prefix(intent.intent_id, "t%") == 1
+    assert client.delete_state_prefix(intent.intent_id, "t_") == 1
+    assert client.delete_state_prefix(intent.intent_id, "nothing") == 0
+    assert _keys(client, intent.intent_id) == ["tx", "u"]
+    assert _keys(client, other.intent_id) == ["t/1"]  # another intent's state is its own
+
+
+def test_state_listing_and_deleting_refuse_bad_input(client: tether.Client) -> None:
+    intent = new_intent(client)
+    client.put_state(intent.intent_id, 1, expected_version=0, key="k")
+    for limit in (0, 1001):
+        with pytest.raises(tether.InvalidRequest):
+            client.list_state(intent.intent_id, limit=limit)
+    assert len(client.list_state(intent.intent_id, limit=1000)) == 1
+    with pytest.raises(tether.InvalidRequest):
+        client.delete_state_prefix(intent.intent_id, "")  # never "everything"
+    with pytest.raises(tether.InvalidRequest):
+        client.delete_state(intent.intent_id, "")
+    with pytest.raises(tether.InvalidRequest):
+        client.delete_state(intent.intent_id, "k", expected_version=-1)
+    unknown = "01a21a65-0000-7000-8000-000000000000"
+    with pytest.raises(tether.NotFound):
+        client.list_state(unknown)
+    with pytest.raises(tether.NotFound):
+        client.delete_state(unknown, "k")
+    with pytest.raises(tether.NotFound):
+        client.delete_state_prefix(unknown, "k")
+    outsider = client.as_actor(tether.Principal.admin(workspace="other"))
+    with pytest.raises(tether.NotFound):
+        outsider.list_state(intent.intent_id)
+    with pytest.raises(tether.NotFound):
+        outsider.delete_state_prefix(intent.intent_id, "k")
+    assert _keys(client, intent.intent_id) == ["k"]
+
+
+def test_state_deletes_are_fenced_by_the_lease(
+    client: tether.Client, clock: tether.FrozenClock
+) -> None:
+    intent = new_intent(client)
+    dead = client.claim(AGENT, owner="w1", lease_seconds=30)
+    assert dead is not None
+    client.start(intent.intent_id, lease=dead.lease)
+    for key in ("a/1", "a/2", "b"):
+        client.put_state(intent.intent_id, key, expected_version=0, key=key, lease=dead.lease)
+    clock.advance(31)
+    taken = client.claim(AGENT, owner="w2")
+    assert taken is not None
+    with pytest.raises(tether.LeaseLost):
+        client.delete_state(intent.intent_id, "b", lease=dead.lease)
+    with pytest.raises(tether.LeaseLost):
+        client.delete_state_prefix(intent.intent_id, "a/", lease=dead.lease)
+    assert _keys(client, intent.intent_id) == ["a/1", "a/2", "b"]
+    assert client.delete_state(intent.intent_id, "b", expected_version=1, lease=taken.lease)
+    assert client.delete_state_prefix(intent.intent_id, "a/", lease=taken.lease) == 2
+    assert _keys(client, intent.intent_id) == []
+
+
 def test_claim_delivers_new_work_once(client: tether.Client) -> None:
     intent = new_intent(client)
     first = client.claim(AGENT, owner="w1")

@@ -142,10 +142,11 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
             tx.execute("DROP TABLE task_assignees")
             tx.execute("DROP INDEX intents_by_agent_id")
             tx.execute("DROP INDEX intents_by_agent_feed")
+            tx.execute("DROP INDEX IF EXISTS states_by_key")  # migration 9: PostgreSQL's only
             tx.execute("DELETE FROM tether_migrations WHERE version >= 7")
 
         client.store.write(as_of_version_6)
-    store = open_store(store_url)  # applies migrations 7 and 8 again
+    store = open_store(store_url)  # applies migrations 7 to 9 again
     try:
         rows = store.read(lambda tx: tx.all("SELECT assignee FROM task_assignees ORDER BY 1"))
     finally:
@@ -153,3 +154,27 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
     assert [r[0] for r in rows] == ["*", "alice", "group:ops"]
     with tether.connect(store_url, actor=tether.Principal.human("alice", groups=["ops"])) as alice:
         assert [i.intent_id for i in alice.list_tasks(mine=True)] == intents
+
+
+def test_state_keys_go_by_code_point_whatever_the_collation(store_url: str) -> None:
+    with tether.connect(store_url) as client:
+        if client.store.url.startswith("postgresql"):
+            # as in a database whose default collation follows a locale, where "a" < "A" < "b"
+            # < "B": a prefix is no range of that order
+            client.store.write(lambda tx: tx.execute(
+                'ALTER TABLE states ALTER COLUMN state_key TYPE TEXT COLLATE "en-x-icu"'
+            ))  # fmt: skip
+            found = client.store.read(
+                lambda tx: tx.one(
+                    "SELECT indexdef FROM pg_indexes WHERE indexname = 'states_by_key'"
+                )
+            )
+            assert found is not None and 'COLLATE "C"' in found[0]
+        intent = client.create_intent("a.b.v1", "agent://x/y")
+        for key in ("a", "A", "ab", "B", "b"):
+            client.put_state(intent.intent_id, key, expected_version=0, key=key)
+        assert [e.key for e in client.list_state(intent.intent_id)] == ["A", "B", "a", "ab", "b"]
+        assert [e.key for e in client.list_state(intent.intent_id, prefix="a")] == ["a", "ab"]
+        assert [e.key for e in client.list_state(intent.intent_id, after="B")] == ["a", "ab", "b"]
+        assert client.delete_state_prefix(intent.intent_id, "a") == 2
+        assert [e.key for e in client.list_state(intent.intent_id)] == ["A", "B", "b"]

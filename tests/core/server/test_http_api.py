@@ -69,6 +69,31 @@ def test_body_over_the_limit_is_413(api: tuple[str, tether.Client]) -> None:
     assert local.list_intents().items == []
 
 
+def test_state_keys_and_deletes_on_the_wire(api: tuple[str, tether.Client]) -> None:
+    url, local = api
+    intent = local.create_intent("refund.request.v1", AGENT)
+    for key in ("a/1", "a/2", "b"):
+        local.put_state(intent.intent_id, {"big": "x" * 100}, expected_version=0, key=key)
+    state = f"{url}/v1/intents/{intent.intent_id}/state"
+    listed = httpx.get(f"{state}/keys", params={"prefix": "a/", "limit": 1}).json()
+    assert listed["ok"] is True and [k["key"] for k in listed["keys"]] == ["a/1"]
+    assert set(listed["keys"][0]) == {"key", "version", "updated_at"}  # no data
+    refused = [{}, {"key": "b", "prefix": "a/"}, {"prefix": "a/", "expected_version": 1},
+               {"prefix": ""}, {"key": ""}]  # fmt: skip
+    for params in refused:
+        response = httpx.delete(state, params=params)
+        assert response.status_code == 422, params
+        assert response.json()["error"]["code"] == "invalid_request"
+    stale = httpx.delete(state, params={"key": "b", "expected_version": 2})
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "version_conflict"
+    assert httpx.delete(state, params={"prefix": "a/"}).json() == {"ok": True, "deleted": 2}
+    assert httpx.delete(state, params={"key": "b"}).json() == {"ok": True, "deleted": 1}
+    assert httpx.delete(state, params={"key": "b"}).json() == {"ok": True, "deleted": 0}
+    unknown = f"{url}/v1/intents/01a21a65-0000-7000-8000-000000000000/state"
+    assert httpx.delete(unknown, params={"key": "b"}).status_code == 404
+    assert httpx.get(f"{unknown}/keys").status_code == 404
+
+
 def test_rate_limit_gives_429_with_retry_after(tmp_path: Path) -> None:
     with tether.connect(f"sqlite:///{tmp_path / 'r.db'}") as local:
         agent = local.engine.create_key(tether.KeyRole.AGENT, agent=AGENT).secret

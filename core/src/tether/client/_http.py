@@ -45,6 +45,7 @@ from ..model import (
     Page,
     Principal,
     SpendWindow,
+    StateEntry,
     StateRecord,
     Status,
     Step,
@@ -201,6 +202,12 @@ class HttpBackend:
             headers=headers,
             retry_it=idem is not None,
         )
+
+    def _delete(self, path: str, params: dict[str, Any], lease_token: str | None) -> int:
+        # Sent once, as other writes: a retry after a lost answer could delete a key that
+        # was written again meanwhile.
+        out = self._send("DELETE", path, params=params, headers=_lease(lease_token))
+        return int(out["deleted"])
 
     # -- intents -----------------------------------------------------------------------------
 
@@ -451,6 +458,43 @@ class HttpBackend:
             "PUT", f"/v1/intents/{intent_id}/state", json=body, headers=_lease(lease_token)
         )
         return StateRecord.model_validate(out["state"])
+
+    def list_state(
+        self,
+        intent_id: str,
+        *,
+        prefix: str = "",
+        after: str = "",
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[StateEntry]:
+        params = {"prefix": prefix, "after": after, "limit": limit}
+        data = self._get(f"/v1/intents/{intent_id}/state/keys", params)
+        return [StateEntry.model_validate(k) for k in data["keys"]]
+
+    def delete_state(
+        self,
+        intent_id: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> bool:
+        params: dict[str, Any] = {"key": key}
+        if expected_version is not None:
+            params["expected_version"] = expected_version
+        return bool(self._delete(f"/v1/intents/{intent_id}/state", params, lease_token))
+
+    def delete_state_prefix(
+        self,
+        intent_id: str,
+        prefix: str,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> int:
+        return self._delete(f"/v1/intents/{intent_id}/state", {"prefix": prefix}, lease_token)
 
     # -- leases ------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from ..model import (
     Principal,
     PrincipalKind,
     SpendWindow,
+    StateEntry,
     StateRecord,
     Status,
     Step,
@@ -486,6 +487,35 @@ class Client:
         return self._engine.put_state(
             intent_id, data, expected_version=expected_version, key=key, lease_token=_token(lease)
         )
+
+    def list_state(
+        self, intent_id: str, *, prefix: str = "", after: str = "", limit: int = 100
+    ) -> list[StateEntry]:
+        """The intent's state keys (with version and time of the last write, without data)
+        that start with ``prefix``, in code point order, at most ``limit`` (1 to 1000). Keys
+        sort after ``after``: pass the last key of a page to read the next."""
+        return self._engine.list_state(intent_id, prefix=prefix, after=after, limit=limit)
+
+    def delete_state(
+        self,
+        intent_id: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        lease: Lease | None = None,
+    ) -> bool:
+        """Delete one state key; False if there was none. With ``expected_version``, only if
+        that is the stored version (:class:`tether.VersionConflict` otherwise)."""
+        return self._engine.delete_state(
+            intent_id, key, expected_version=expected_version, lease_token=_token(lease)
+        )
+
+    def delete_state_prefix(
+        self, intent_id: str, prefix: str, *, lease: Lease | None = None
+    ) -> int:
+        """Delete every state key that starts with ``prefix`` (not empty: nothing deletes all
+        of an intent's state by accident); return how many were deleted."""
+        return self._engine.delete_state_prefix(intent_id, prefix, lease_token=_token(lease))
 
     # -- leases ------------------------------------------------------------------------------
 

@@ -44,6 +44,7 @@ from ..model import (
     Page,
     Principal,
     SpendWindow,
+    StateEntry,
     StateRecord,
     Status,
     Step,
@@ -431,6 +432,50 @@ class Engine:
             lambda tx, ctx: journal.put_state(
                 tx, ctx, intent_id, key, data, expected_version, lease_token
             ),
+            actor,
+        )
+
+    def list_state(
+        self,
+        intent_id: str,
+        *,
+        prefix: str = "",
+        after: str = "",
+        limit: int = 100,
+        actor: Principal | None = None,
+    ) -> list[StateEntry]:
+        """The intent's state keys (no data) that start with ``prefix``, after ``after``, in
+        code point order."""
+        return self._read(
+            lambda tx, ctx: journal.list_state(tx, ctx, intent_id, prefix, after, limit), actor
+        )
+
+    def delete_state(
+        self,
+        intent_id: str,
+        key: str,
+        *,
+        expected_version: int | None = None,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> bool:
+        return self._write(
+            lambda tx, ctx: journal.delete_state(
+                tx, ctx, intent_id, key, expected_version, lease_token
+            ),
+            actor,
+        )
+
+    def delete_state_prefix(
+        self,
+        intent_id: str,
+        prefix: str,
+        *,
+        lease_token: str | None = None,
+        actor: Principal | None = None,
+    ) -> int:
+        return self._write(
+            lambda tx, ctx: journal.delete_state_prefix(tx, ctx, intent_id, prefix, lease_token),
             actor,
         )
 

@@ -6,7 +6,7 @@ from typing import Any
 
 from ..clock import from_text
 from ..errors import InvalidRequest, VersionConflict
-from ..model import StateRecord, Step, TurnUsage
+from ..model import StateEntry, StateRecord, Step, TurnUsage
 from ..store import Tx
 from .context import Ctx
 from .intents import check_lease
@@ -154,3 +154,103 @@ def put_state(
     return StateRecord(
         intent_id=intent_id, key=key, version=version + 1, data=data, updated_at=ctx.now
     )
+
+
+MAX_KEYS = 1000
+"""The most state keys one listing returns."""
+
+
+def _key(tx: Tx) -> str:
+    """The state key, compared by code point in every dialect: SQLite's default collation
+    does so already; PostgreSQL's may follow a locale (``A`` between ``a`` and ``b``, say, so
+    a prefix is no range), hence "C" there, which migration 9's index serves."""
+    return 'state_key COLLATE "C"' if tx.dialect == "postgresql" else "state_key"
+
+
+def _after_prefix(prefix: str) -> str | None:
+    """The least string above every string that starts with ``prefix``, by code point (None:
+    there is none, the prefix being all U+10FFFF)."""
+    head = prefix.rstrip("\U0010ffff")
+    if not head:
+        return None
+    last = ord(head[-1]) + 1
+    return head[:-1] + chr(0xE000 if 0xD800 <= last <= 0xDFFF else last)  # no surrogates
+
+
+def _prefixed(tx: Tx, prefix: str) -> tuple[str, list[Any]]:
+    """SQL (after ``intent_id = ?``) and its parameters for keys that start with ``prefix``,
+    as a range: exact whatever the prefix holds (no LIKE wildcards), and served by the key's
+    index."""
+    if not prefix:
+        return "", []
+    upper = _after_prefix(prefix)
+    if upper is None:
+        return f" AND {_key(tx)} >= ?", [prefix]
+    return f" AND {_key(tx)} >= ? AND {_key(tx)} < ?", [prefix, upper]
+
+
+def list_state(
+    tx: Tx, ctx: Ctx, intent_id: str, prefix: str, after: str, limit: int
+) -> list[StateEntry]:
+    """The intent's state keys that start with ``prefix`` and sort after ``after``, in code
+    point order, at most ``limit``; pass the last key back as ``after`` for the next page."""
+    if not 1 <= limit <= MAX_KEYS:
+        raise InvalidRequest(f"limit must be between 1 and {MAX_KEYS}")
+    load_intent(tx, intent_id, ctx.actor)
+    where, params = _prefixed(tx, prefix)
+    if after:
+        where += f" AND {_key(tx)} > ?"
+        params.append(after)
+    rows = tx.all(
+        f"SELECT state_key, version, updated_at FROM states WHERE intent_id = ?{where} "
+        f"ORDER BY {_key(tx)} LIMIT ?",
+        (intent_id, *params, limit),
+    )
+    return [StateEntry(key=r[0], version=r[1], updated_at=from_text(r[2])) for r in rows]
+
+
+def delete_state(
+    tx: Tx,
+    ctx: Ctx,
+    intent_id: str,
+    key: str,
+    expected_version: int | None,
+    lease_token: str | None,
+) -> bool:
+    """Delete one key; False if there was none. With ``expected_version``, only if that is
+    the stored version (0: none), :class:`VersionConflict` otherwise."""
+    if not key:
+        raise InvalidRequest("a state key is not empty")
+    if expected_version is not None and not 0 <= expected_version <= 2**62:
+        raise InvalidRequest("expected_version must be between 0 and 2**62")
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    current = tx.one(
+        "SELECT version FROM states WHERE intent_id = ? AND state_key = ?", (intent_id, key)
+    )
+    version = current[0] if current else 0
+    if expected_version is not None and version != expected_version:
+        raise VersionConflict(
+            f"state {key!r} of intent {intent_id} is at version {version}, not {expected_version}",
+            details={"current_version": version, "expected_version": expected_version},
+        )
+    if current is None:
+        return False
+    tx.execute(
+        "DELETE FROM states WHERE intent_id = ? AND state_key = ? AND version = ?",
+        (intent_id, key, version),
+    )
+    return True
+
+
+def delete_state_prefix(
+    tx: Tx, ctx: Ctx, intent_id: str, prefix: str, lease_token: str | None
+) -> int:
+    """Delete every key that starts with ``prefix``; return how many. An empty prefix is
+    refused, so that no call deletes all of an intent's state by accident."""
+    if not prefix:
+        raise InvalidRequest("deleting state by prefix needs a prefix that is not empty")
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    where, params = _prefixed(tx, prefix)
+    return tx.execute(f"DELETE FROM states WHERE intent_id = ?{where}", (intent_id, *params))

@@ -26,7 +26,7 @@ from .principals import Principal, PrincipalKind
 from .status import TERMINAL, Status, WaitingReason
 from .waits import TIMEOUT, HumanTask, OnTimeout, TaskType, Wait, WaitKind, WaitSpec, WaitStatus
 from .webhooks import Delivery, DeliveryStatus, Subscription
-from .work import Claim, FeedItem, Lease, StateRecord, Step
+from .work import Claim, FeedItem, Lease, StateEntry, StateRecord, Step
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -66,6 +66,7 @@ __all__ = [
     "SendPolicy",
     "Spend",
     "SpendWindow",
+    "StateEntry",
     "StateRecord",
     "Status",
     "Step",

@@ -32,6 +32,15 @@ class StateRecord(Persisted):
     updated_at: datetime
 
 
+class StateEntry(Model):
+    """One key of an intent's state, as listed: its version and when it was last written,
+    without its data."""
+
+    key: str
+    version: int
+    updated_at: datetime
+
+
 class Lease(Model):
     """A worker's exclusive, expiring right to continue an intent."""
 

@@ -17,6 +17,7 @@ from ..model import (
     Lease,
     NewIntent,
     OnTimeout,
+    StateEntry,
     StateRecord,
     Status,
     Step,
@@ -236,6 +237,16 @@ class PutState(Body):
 class StateOut(Body):
     ok: bool = True
     state: StateRecord | None
+
+
+class StateKeys(Body):
+    ok: bool = True
+    keys: list[StateEntry]
+
+
+class Deleted(Body):
+    ok: bool = True
+    deleted: int
 
 
 class ClaimNext(Body):

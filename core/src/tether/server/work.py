@@ -9,6 +9,8 @@ from fastapi import APIRouter, Depends, Query
 
 from ..clock import to_text
 from ..engine import Engine
+from ..engine.journal import MAX_KEYS
+from ..errors import InvalidRequest
 from ..model import NewIntent, Principal, WaitKind, WaitSpec
 from ..model.principals import PrincipalKind
 from . import bodies as b
@@ -190,6 +192,49 @@ def put_state(
         lease_token=lease, actor=who,
     )  # fmt: skip
     return JSONModel(b.StateOut(state=state))
+
+
+@router.get(
+    "/intents/{intent_id}/state/keys", response_model=b.StateKeys, summary="List state keys"
+)
+def list_state(
+    intent_id: str,
+    who: Anyone,
+    e: EngineDep,
+    prefix: Annotated[str, Query(max_length=255)] = "",
+    after: Annotated[str, Query(max_length=255)] = "",
+    limit: Annotated[int, Query(ge=1, le=MAX_KEYS)] = 100,
+) -> JSONModel:
+    """Keys (version and time of the last write, no data) that start with ``prefix`` and
+    sort after ``after``, in code point order: pass the last key back as ``after``."""
+    keys = e.list_state(intent_id, prefix=prefix, after=after, limit=limit, actor=who)
+    return JSONModel(b.StateKeys(keys=keys))
+
+
+@router.delete("/intents/{intent_id}/state", response_model=b.Deleted, summary="Delete state")
+def delete_state(
+    intent_id: str,
+    who: Agent,
+    e: EngineDep,
+    lease: Lease,
+    key: Annotated[str, Query(min_length=1, max_length=255)] | None = None,
+    prefix: Annotated[str, Query(max_length=255)] | None = None,
+    expected_version: Annotated[int, Query(ge=0, le=b.MAX_SEQ)] | None = None,
+) -> JSONModel:
+    """One ``key`` (with ``expected_version``: 409 unless it is the stored version), or every
+    key that starts with ``prefix`` (not empty); ``deleted`` says how many."""
+    if key is not None and prefix is None:
+        done = e.delete_state(
+            intent_id, key, expected_version=expected_version, lease_token=lease, actor=who
+        )
+        deleted = int(done)
+    elif prefix is not None and key is None and expected_version is None:
+        deleted = e.delete_state_prefix(intent_id, prefix, lease_token=lease, actor=who)
+    else:
+        raise InvalidRequest(
+            "delete state by key (and expected_version, if any) or by prefix: exactly one"
+        )
+    return JSONModel(b.Deleted(deleted=deleted))
 
 
 @router.post("/claims", response_model=b.ClaimOut, summary="Claim the next runnable intent")

@@ -33,8 +33,12 @@ class Migration:
     version: int
     name: str
     statements: tuple[str, ...]
+    only: str | None = None
+    """The one dialect the statements are for; the others record the version and run none."""
 
     def sql(self, dialect: str) -> list[str]:
+        if self.only is not None and dialect != self.only:
+            return []
         words = _DIALECT_WORDS[dialect]
         return [s.format(**words) for s in self.statements]
 
@@ -304,6 +308,16 @@ MIGRATIONS += (
             "CREATE INDEX intents_by_agent_id ON intents (to_agent, intent_id)",
             "CREATE INDEX intents_by_agent_feed ON intents (to_agent, status, feed_seq)",
         ),
+    ),
+)
+MIGRATIONS += (
+    Migration(
+        9,
+        "state keys in code point order on PostgreSQL, for listing and deleting by prefix",
+        # State keys are compared COLLATE "C" there (the database's collation may follow a
+        # locale, where a prefix is no range); SQLite's primary key is in that order already.
+        ('CREATE INDEX states_by_key ON states (intent_id, state_key COLLATE "C")',),
+        only="postgresql",
     ),
 )
 
