@@ -16,7 +16,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Command, interrupt
 from tether import Client
-from tether_langgraph import TetherSaver
+from tether_langgraph import TetherSaver, _layout
 
 from ...server_harness import running_server
 
@@ -218,9 +218,152 @@ def test_async_graphs_use_the_async_client(db_url: str) -> None:
     assert asyncio.run(main()) == {"log": ["a", "ask"], "answer": "green"}
 
 
-def test_listing_every_thread_is_refused_with_a_reason(client: Client) -> None:
-    with pytest.raises(ValueError, match="one thread at a time"):
-        list(TetherSaver(client).list(None))
+def _thread_keys(saver: TetherSaver, thread_id: str) -> list[str]:
+    """The thread's keys in the store, as the store lists them."""
+    intent_id = saver.store.thread(thread_id).intent_id
+    prefix = _layout.thread_prefix(thread_id)
+    return [e.key for e in saver.client.list_state(intent_id, prefix=prefix, limit=1000)]
+
+
+def test_listing_without_a_thread_lists_every_thread_of_the_namespace(client: Client) -> None:
+    writer = TetherSaver(client, namespace="shop")
+    plain, hashed, gone = str(uuid.uuid4()), "order 42 / ü " + "x" * 100, str(uuid.uuid4())
+    for thread_id in (plain, hashed, gone):
+        _ask_graph(writer).invoke({"log": []}, _config(thread_id), durability="sync")
+    writer.delete_thread(gone)
+    _ask_graph(TetherSaver(client, namespace="elsewhere")).invoke({"log": []}, _config())
+
+    reader = TetherSaver(client, namespace="shop")  # nothing cached: as a new process would
+    listed = list(reader.list(None))
+    by_thread: dict[str, list[str]] = {}
+    for item in listed:
+        by_thread.setdefault(item.config["configurable"]["thread_id"], []).append(
+            item.checkpoint["id"]
+        )
+    assert set(by_thread) == {plain, hashed}
+    for thread_id, ids in by_thread.items():
+        assert ids == [c.checkpoint["id"] for c in reader.list(_config(thread_id))]
+    assert len(list(reader.list(None, limit=5))) == 5
+    inputs = list(reader.list(None, filter={"source": "input"}))
+    assert len(inputs) == 2 and {i.metadata["source"] for i in inputs} == {"input"}
+    assert list(TetherSaver(client, namespace="empty").list(None)) == []
+
+
+def test_a_deleted_thread_leaves_only_its_epoch_record(client: Client) -> None:
+    saver = TetherSaver(client)
+    config = _config()
+    big = "x" * 300_000  # stored in parts (blobs)
+    _ask_graph(saver).invoke({"log": [], "big": big}, config, durability="sync")
+    thread_id = config["configurable"]["thread_id"]
+    intent_id = saver.store.thread(thread_id).intent_id
+    blobs = saver.client.list_state(intent_id, prefix=f"{_layout.SCHEMA}/b/")
+    assert len(_thread_keys(saver, thread_id)) == 3 and blobs  # 2 checkpoint records, 1 writes
+
+    TetherSaver(client).delete_thread(thread_id)
+    assert _thread_keys(saver, thread_id) == [_layout.epoch_key(thread_id)]
+    # parts are shared by content with other threads: they stay
+    assert saver.client.list_state(intent_id, prefix=f"{_layout.SCHEMA}/b/") == blobs
+    assert saver.get_tuple(config) is None
+    _ask_graph(saver).invoke({"log": []}, config, durability="sync")
+    assert saver.get_tuple(config) is not None
+
+
+def test_a_deletion_cut_short_is_finished_by_deleting_again(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    saver = TetherSaver(client)
+    config = _config()
+    thread_id = config["configurable"]["thread_id"]
+    _ask_graph(saver).invoke({"log": []}, config, durability="sync")
+    with monkeypatch.context() as patch:  # the process dies after switching the epoch
+        patch.setattr(saver.store, "delete_epoch", lambda *a: (_ for _ in ()).throw(OSError()))
+        with pytest.raises(OSError):
+            saver.delete_thread(thread_id)
+    assert saver.get_tuple(config) is None and len(_thread_keys(saver, thread_id)) > 1
+    TetherSaver(client).delete_thread(thread_id)
+    assert _thread_keys(saver, thread_id) == [_layout.epoch_key(thread_id)]
+
+
+def test_pruning_deletes_what_it_does_not_keep(client: Client) -> None:
+    saver = TetherSaver(client)
+    config = _config()
+    thread_id = config["configurable"]["thread_id"]
+    graph = _ask_graph(saver)
+    graph.invoke({"log": []}, config, durability="sync")
+    before = graph.get_state(config)
+    saver.prune([thread_id])
+    keys = _thread_keys(saver, thread_id)
+    epoch = TetherSaver(client).store.read(thread_id, lambda thread: thread.epoch)
+    assert epoch is not None and epoch != "0"
+    assert all(k == _layout.epoch_key(thread_id) or f"/{epoch}/" in k for k in keys)
+    assert len([k for k in keys if "/c/" in k]) == 1  # the latest checkpoint, alone
+    after = _ask_graph(TetherSaver(client)).get_state(config)
+    assert (after.values, after.next, after.interrupts) == (
+        before.values,
+        before.next,
+        before.interrupts,
+    )
+    done = _ask_graph(TetherSaver(client)).invoke(Command(resume="red"), config, durability="sync")
+    assert done == {"log": ["a", "ask", "c"], "answer": "red"}
+
+
+def test_a_read_racing_with_a_prune_sees_the_thread_whole(client: Client) -> None:
+    config = _config()
+    thread_id = config["configurable"]["thread_id"]
+    _ask_graph(TetherSaver(client)).invoke({"log": []}, config, durability="sync")
+    expected = TetherSaver(client).get_tuple(config)
+    assert expected is not None and expected.pending_writes
+    pruner, reader = TetherSaver(client), TetherSaver(client)
+    pruned: list[bool] = []
+
+    class Racing:
+        """The reader's client: the thread is pruned (its records deleted) under the
+        reader right after the reader's first read of a checkpoint record."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(client, name)
+
+        def get_state(self, intent_id: str, key: str = "default") -> Any:
+            found = client.get_state(intent_id, key)
+            if "/c/" in key and not pruned:
+                pruned.append(True)
+                pruner.prune([thread_id])
+            return found
+
+    reader.store.client = Racing()  # type: ignore[assignment]
+    seen = reader.get_tuple(config)
+    assert pruned and seen is not None
+    assert seen.checkpoint["id"] == expected.checkpoint["id"]
+    assert seen.checkpoint["channel_values"] == expected.checkpoint["channel_values"]
+    assert seen.pending_writes == expected.pending_writes
+
+
+def test_deleting_the_checkpoints_of_runs_keeps_the_others_whole(client: Client) -> None:
+    saver = TetherSaver(client)
+    config = _config()
+    thread_id = config["configurable"]["thread_id"]
+    graph = _ask_graph(saver)
+
+    def run(run_id: str, inputs: Any, thread: RunnableConfig = config) -> None:
+        graph.invoke(inputs, {**thread, "metadata": {"run_id": run_id}}, durability="sync")
+
+    run("first", {"log": []})
+    run("second", Command(resume="red"))
+    other = _config()
+    run("first", {"log": []}, other)
+
+    def history(of: RunnableConfig) -> list[tuple[Any, Any, Any]]:
+        states = _ask_graph(TetherSaver(client)).get_state_history(of)
+        return [(h.values, h.next, h.metadata["run_id"]) for h in states]  # type: ignore[index]
+
+    before = history(config)
+    assert {h[2] for h in before} == {"first", "second"}
+    TetherSaver(client).delete_for_runs(["first", "nobody's"])
+    kept = [h for h in before if h[2] == "second"]
+    assert history(config) == kept  # values the deleted checkpoints held are still there
+    assert history(other) == []
+    assert all("/0/" not in k for k in _thread_keys(saver, thread_id))  # the old epoch is gone
+    TetherSaver(client).delete_for_runs([])  # nothing to do
 
 
 def test_every_principal_of_a_workspace_shares_the_checkpoints(db_url: str) -> None:

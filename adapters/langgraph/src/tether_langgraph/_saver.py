@@ -16,7 +16,7 @@ import atexit
 import contextlib
 import copy
 import weakref
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -45,6 +45,9 @@ Parts = list[tuple[str, str]]
 """Parts of large values to write before the record that refers to them (see ``_codec``)."""
 Unstored = tuple[dict[str, Any], Parts]
 """A checkpoint entry and its parts, not written yet."""
+Kept = dict[str, list[tuple[dict[str, Any], Entries]]]
+"""Per namespace, the checkpoint entries a rewritten thread keeps, in order, with their
+writes."""
 
 RECORD_VERSION = 1
 """Version of the record shape this release writes; readers accept it and older ones."""
@@ -109,9 +112,10 @@ class TetherSaver(BaseCheckpointSaver[int]):
             checkpoint, may wait to be stored with the next checkpoint in one commit (see
             :mod:`tether_langgraph._pending`); 0 stores each at once.
 
-    Not supported: listing across all threads (``list(None)``) and ``delete_for_runs``,
-    which need tether to list state keys (it cannot yet). Deleted and pruned checkpoints
-    become unreachable at once but stay stored, for the same reason.
+    Deleting or pruning a thread makes what it drops unreachable at once and then deletes its
+    records from the store; parts of large values are kept (see :mod:`tether_langgraph._layout`).
+    ``list(None)`` and ``delete_for_runs`` find the namespace's threads by listing the storage
+    intents' keys.
     """
 
     def __init__(
@@ -141,7 +145,8 @@ class TetherSaver(BaseCheckpointSaver[int]):
         """The checkpoint named by ``config`` (its ``checkpoint_id``, or the latest)."""
         thread_id, checkpoint_ns = _target(config)
         checkpoint_id = get_checkpoint_id(config)
-        with self.store.locked(thread_id) as thread:
+
+        def read(thread: Thread) -> CheckpointTuple | None:
             self._store_waiting_checkpoints(thread)
             if checkpoint_id:
                 found = self.store.find(thread, checkpoint_ns, checkpoint_id)
@@ -155,6 +160,8 @@ class TetherSaver(BaseCheckpointSaver[int]):
             index = len(latest["cps"]) - 1
             return self._tuple(thread, checkpoint_ns, (seq, index), latest["cps"][index])
 
+        return self.store.read(thread_id, read)
+
     def list(
         self,
         config: RunnableConfig | None,
@@ -163,17 +170,20 @@ class TetherSaver(BaseCheckpointSaver[int]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        """A thread's checkpoints, newest first (by namespace when ``config`` names none)."""
+        """A thread's checkpoints, newest first (by namespace when ``config`` names none).
+
+        Without ``config``: every thread's, thread after thread, as they are found by listing
+        the storage intents' keys (lazily: ``limit`` stops the reading too).
+        """
         if config is None:
-            raise ValueError(
-                "TetherSaver lists one thread at a time: pass a config with a thread_id"
-            )
+            return self._list_every_thread(filter, before, limit)
         thread_id = str(config["configurable"]["thread_id"])
         wanted_ns = config["configurable"].get("checkpoint_ns")
         wanted_id = get_checkpoint_id(config)
         before_id = get_checkpoint_id(before) if before else None
-        found: list[CheckpointTuple] = []
-        with self.store.locked(thread_id) as thread:
+
+        def read(thread: Thread) -> list[CheckpointTuple]:
+            found: list[CheckpointTuple] = []
             self._store_waiting_checkpoints(thread)
             spaces = [wanted_ns] if wanted_ns is not None else ["", *self.store.namespaces(thread)]
             for checkpoint_ns in spaces:
@@ -183,7 +193,7 @@ class TetherSaver(BaseCheckpointSaver[int]):
                         assert data is not None
                         entry = data["cps"][index]
                         if limit is not None and len(found) >= limit:
-                            return iter(found)
+                            return found
                         if wanted_id and entry["id"] != wanted_id:
                             continue
                         if before_id and entry["id"] >= before_id:
@@ -193,7 +203,25 @@ class TetherSaver(BaseCheckpointSaver[int]):
                             if not all(metadata.get(k) == v for k, v in filter.items()):
                                 continue
                         found.append(self._tuple(thread, checkpoint_ns, (seq, index), entry))
-        return iter(found)
+            return found
+
+        return iter(self.store.read(thread_id, read))
+
+    def _list_every_thread(
+        self,
+        filter: dict[str, Any] | None,
+        before: RunnableConfig | None,
+        limit: int | None,
+    ) -> Iterator[CheckpointTuple]:
+        left = limit
+        for thread_id in self.store.stored_threads():
+            if left is not None and left <= 0:
+                return
+            config: RunnableConfig = {"configurable": {"thread_id": thread_id}}
+            for item in self.list(config, filter=filter, before=before, limit=left):
+                yield item
+                if left is not None:
+                    left -= 1
 
     def _load(self, thread: Thread, slot: Slot) -> Any:
         return _codec.decode(self.serde, slot, self.store.read_part(thread.intent_id))
@@ -399,16 +427,23 @@ class TetherSaver(BaseCheckpointSaver[int]):
     # -- whole threads -----------------------------------------------------------------------
 
     def delete_thread(self, thread_id: str) -> None:
-        """Delete every checkpoint and write of the thread (they become unreachable)."""
+        """Delete every checkpoint and write of the thread: unreachable at once, then deleted
+        from the store."""
         for _ in range(_RETRIES):
             with self.store.locked(str(thread_id)) as thread:
                 thread.waiting.clear()
                 thread.waiting_checkpoints.clear()
                 if not self.store.exists(thread):
+                    if thread.dead is not None:  # a deletion cut short is finished now
+                        self.store.delete_epoch(thread, thread.dead)
                     return
+                assert thread.epoch is not None
                 try:
                     self.store.switch_epoch(
-                        thread, self.store.new_epoch(), expected_version=thread.epoch_version
+                        thread,
+                        self.store.new_epoch(),
+                        expected_version=thread.epoch_version,
+                        replacing=thread.epoch,
                     )
                 except VersionConflict:
                     continue  # switched by someone else meanwhile: look again
@@ -419,7 +454,8 @@ class TetherSaver(BaseCheckpointSaver[int]):
         """Copy every checkpoint and write of one thread after those of another."""
         self.flush(str(source_thread_id))
         store = self.store
-        with store.locked(str(source_thread_id)) as source:
+
+        def read(source: Thread) -> tuple[dict[str, list[Any]], dict[tuple[str, str], Entries]]:
             spaces = ["", *store.namespaces(source)]
             copied = {
                 ns: [store.record(source, ns, seq) for seq in range(1, store.head(source, ns) + 1)]
@@ -432,7 +468,10 @@ class TetherSaver(BaseCheckpointSaver[int]):
                 if data is not None
                 for entry in data["cps"]
             }
-            source_intent = source.intent_id
+            return copied, writes
+
+        copied, writes = store.read(str(source_thread_id), read)
+        source_intent = store.thread(str(source_thread_id)).intent_id
         with store.locked(str(target_thread_id)) as target:
             for checkpoint_ns, records in copied.items():
                 offset = store.head(target, checkpoint_ns)
@@ -488,38 +527,122 @@ class TetherSaver(BaseCheckpointSaver[int]):
         self.flush(thread_id)
         for _ in range(_RETRIES):
             with self.store.locked(thread_id) as thread:
-                kept: dict[str, tuple[dict[str, Any], Entries]] = {}
+                kept: Kept = {}
                 for checkpoint_ns in ["", *self.store.namespaces(thread)]:
                     seq = self.store.head(thread, checkpoint_ns)
                     data = self.store.record(thread, checkpoint_ns, seq) if seq else None
                     if data is None:
                         continue
-                    latest = data["cps"][-1]
-                    whole = copy.deepcopy(latest)
-                    for ch, ref in latest["refs"].items():
-                        home = self.store.entry(thread, checkpoint_ns, resolve(ref, seq))
-                        if home is not None and ch in home["vals"]:
-                            whole["vals"][ch] = home["vals"][ch]
-                    whole["refs"], whole["pn"], whole["cw"] = {}, None, []
+                    index = len(data["cps"]) - 1
+                    latest = data["cps"][index]
+                    whole = self._moved(thread, checkpoint_ns, (seq, index), latest, {})
                     writes = self.store.writes(thread, checkpoint_ns, latest["id"])
-                    kept[checkpoint_ns] = (whole, writes)
-                if not kept:
+                    kept[checkpoint_ns] = [(whole, writes)]
+                if not kept or self._rewrite(thread, kept):
                     return
-                # Fill a fresh epoch, then switch to it: a crash in between, or a writer that
-                # switched first, leaves the thread as it was.
-                version = thread.epoch_version
-                epoch = self.store.new_epoch()
-                thread.reset(epoch, version)
-                for checkpoint_ns, (whole, writes) in kept.items():
-                    self._append(thread, checkpoint_ns, [(whole, [])])
-                    self.store.store_writes(thread, checkpoint_ns, whole["id"], writes)
-                try:
-                    self.store.switch_epoch(thread, epoch, expected_version=version)
-                except VersionConflict:
-                    thread.epoch = None  # re-read on the next attempt
-                    continue
-                return
         raise StorageError(f"could not prune thread {thread_id!r}")
+
+    def delete_for_runs(self, run_ids: Sequence[str]) -> None:
+        """Delete the checkpoints that runs made (their metadata's ``run_id`` is one of
+        ``run_ids``), with their writes.
+
+        This scans: tether keeps no index by run, so every checkpoint of every thread of the
+        namespace is read (the threads are found by listing the storage intents' keys). A
+        thread that holds such a checkpoint is rewritten without it into a fresh epoch, as
+        ``prune`` does: a kept checkpoint whose parent is gone still names it, and values it
+        shared with a deleted checkpoint are copied into it.
+        """
+        wanted = {str(run_id) for run_id in run_ids}
+        if not wanted:
+            return
+        self.flush()
+        for thread_id in self.store.stored_threads():
+            self._delete_checkpoints(thread_id, lambda md: md.get("run_id") in wanted)
+
+    def _delete_checkpoints(self, thread_id: str, doomed: Callable[[Any], bool]) -> None:
+        for _ in range(_RETRIES):
+            with self.store.locked(thread_id) as thread:
+                self._store_waiting_checkpoints(thread)
+                found = [
+                    (checkpoint_ns, (seq, index), entry, doomed(self._load(thread, entry["md"])))
+                    for checkpoint_ns in ["", *self.store.namespaces(thread)]
+                    for seq in range(1, self.store.head(thread, checkpoint_ns) + 1)
+                    for index, entry in enumerate(
+                        (self.store.record(thread, checkpoint_ns, seq) or {"cps": []})["cps"]
+                    )
+                ]
+                if not any(gone for *_, gone in found):
+                    return
+                kept: Kept = {checkpoint_ns: [] for checkpoint_ns, *_ in found}
+                moved: dict[str, dict[Address, Address]] = {ns: {} for ns in kept}
+                for checkpoint_ns, address, entry, gone in found:
+                    if gone:
+                        continue
+                    here = moved[checkpoint_ns]
+                    whole = self._moved(thread, checkpoint_ns, address, entry, here)
+                    writes = self._entries(thread, checkpoint_ns, address, entry["id"])
+                    kept[checkpoint_ns].append((whole, writes))
+                    here[address] = (len(kept[checkpoint_ns]), 0)  # each in a record of its own
+                if self._rewrite(thread, kept):
+                    return
+        raise StorageError(f"could not delete checkpoints of thread {thread_id!r}")
+
+    def _moved(
+        self,
+        thread: Thread,
+        checkpoint_ns: str,
+        address: Address,
+        entry: dict[str, Any],
+        moved: dict[Address, Address],
+    ) -> dict[str, Any]:
+        """A checkpoint entry for a rewritten thread, where ``moved`` says where the kept
+        checkpoints before it went: references to others become values of its own, and its
+        writes are stored on their own (none carried)."""
+        whole = copy.deepcopy(entry)
+        whole["refs"] = {}
+        for ch, ref in entry["refs"].items():
+            home = resolve(ref, address[0])
+            if home in moved:
+                whole["refs"][ch] = list(moved[home])
+                continue
+            found = self.store.entry(thread, checkpoint_ns, home)
+            if found is not None and ch in found["vals"]:
+                whole["vals"][ch] = found["vals"][ch]
+        parent = resolve(entry["pn"], address[0]) if entry.get("pn") is not None else None
+        whole["pn"] = list(moved[parent]) if parent in moved else None
+        whole["cw"] = []
+        return whole
+
+    def _rewrite(self, thread: Thread, kept: Kept) -> bool:
+        """Store the kept checkpoints (each in a record of its own, in order) and their writes
+        in a fresh epoch, then switch the thread to it: a crash in between leaves the thread
+        as it was. False if another writer switched the thread first (the fresh epoch is
+        deleted again); the thread must then be read afresh."""
+        assert thread.epoch is not None
+        replacing, version = thread.epoch, thread.epoch_version
+        epoch = self.store.new_epoch()
+        thread.reset(epoch, version)
+        try:
+            for checkpoint_ns, entries in kept.items():
+                for whole, writes in entries:
+                    parts = _codec.fit([whole["cp"], whole["md"], *whole["vals"].values()])
+                    self._append(thread, checkpoint_ns, [(whole, parts)])
+                    self.store.store_writes(thread, checkpoint_ns, whole["id"], writes)
+        except BaseException:
+            thread.epoch = None  # read afresh next time
+            with contextlib.suppress(Exception):
+                self.store.delete_epoch(thread, epoch)  # nobody else knows it
+            raise
+        try:
+            self.store.switch_epoch(thread, epoch, expected_version=version, replacing=replacing)
+        except VersionConflict:  # not switched
+            thread.epoch = None
+            self.store.delete_epoch(thread, epoch)
+            return False
+        except BaseException:  # switched or not: the epoch record says
+            thread.epoch = None
+            raise
+        return True
 
     # -- async twins: the same work in a worker thread ---------------------------------------
 
@@ -563,6 +686,9 @@ class TetherSaver(BaseCheckpointSaver[int]):
 
     async def acopy_thread(self, source_thread_id: str, target_thread_id: str) -> None:
         await asyncio.to_thread(self.copy_thread, source_thread_id, target_thread_id)
+
+    async def adelete_for_runs(self, run_ids: Sequence[str]) -> None:
+        await asyncio.to_thread(self.delete_for_runs, run_ids)
 
     async def aprune(
         self,

@@ -17,7 +17,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from tether import Client, VersionConflict
 
@@ -28,6 +28,8 @@ STORE_AGENT = "agent://langgraph/checkpoints"
 claimed; they only carry state."""
 
 _RETRIES = 50
+
+T = TypeVar("T")
 
 Address = tuple[int, int]
 """Where a checkpoint is stored: (record number, index in the record)."""
@@ -55,6 +57,10 @@ class Thread:
     epoch: str | None = None
     """The current epoch; a new one (a fresh id, never reused) empties the thread."""
     epoch_version: int = 0
+    dead: str | None = None
+    """The epoch the current one replaced (its records are deleted, or should be)."""
+    named: bool = False
+    """Whether the store can tell this thread's id from its keys (see ``_layout.id_key``)."""
     heads: dict[str, int] = field(default_factory=dict)
     """Per namespace: the highest record number known to exist."""
     seqs: dict[tuple[str, str], Address] = field(default_factory=dict)
@@ -160,6 +166,54 @@ class CheckpointStore:
         with self._lock:
             return list(self._threads)
 
+    def stored_threads(self) -> Iterator[str]:
+        """Every thread of the namespace that has keys in the store (a deleted one too: its
+        epoch record stays), storage intent after intent, found by listing keys 100 at a
+        time and skipping the rest of each thread's: about one request per thread."""
+        for shard in range(self.shards):
+            with self._lock:
+                intent_id = self._intents.get(shard)
+            if intent_id is None:
+                intent_id = self._find_shard(shard)
+                if intent_id is None:
+                    continue  # nothing was ever stored there
+                with self._lock:
+                    intent_id = self._intents.setdefault(shard, intent_id)
+            after = ""
+            while page := self.client.list_state(
+                intent_id, prefix=f"{_layout.SCHEMA}/", after=after, limit=100
+            ):
+                segments = list(dict.fromkeys(_layout.thread_segment(e.key) for e in page))
+                for segment in segments:
+                    thread_id = self._thread_of(intent_id, segment)
+                    if thread_id is not None:
+                        yield thread_id
+                after = _layout.past(segments[-1])
+
+    def _thread_of(self, intent_id: str, segment: str) -> str | None:
+        if segment.startswith("="):
+            return _layout.readable_id(segment)
+        if not segment.startswith("#"):
+            return None  # blobs
+        rec = self.client.get_state(intent_id, _layout.id_key(segment))
+        # None: a thread last written before its keys named it (an older release)
+        return str(rec.data["thread"]) if rec is not None else None
+
+    def _name(self, thread: Thread) -> None:
+        """Make sure the store can tell the thread's id (once per process and thread)."""
+        if thread.named:
+            return
+        segment = _layout.part(thread.thread_id)
+        if _layout.readable_id(segment) is None:
+            with contextlib.suppress(VersionConflict):  # named already
+                self.client.put_state(
+                    thread.intent_id,
+                    {"thread": thread.thread_id},
+                    expected_version=0,
+                    key=_layout.id_key(segment),
+                )
+        thread.named = True
+
     @contextmanager
     def locked(self, thread_id: str, *, fresh: bool = True) -> Iterator[Thread]:
         """The thread, locked in this process; ``fresh`` re-reads its epoch first (another
@@ -170,22 +224,65 @@ class CheckpointStore:
                 self._load_epoch(thread)
             yield thread
 
+    def read(self, thread_id: str, fn: Callable[[Thread], T]) -> T:
+        """``fn(thread)``, locked in this process, with what it read of the thread checked.
+
+        The epoch ``fn`` reads in may be replaced meanwhile, and the replaced epoch's records
+        are then deleted, so ``fn`` could see some of them and miss others. So the epoch is
+        read after ``fn``: if it is still the one ``fn`` used, it was current (epochs are
+        never reused) and undeleted all along; otherwise ``fn`` runs again in the new one.
+        A thread seen for the first time is tried in epoch "0" (never deleted nor pruned, as
+        most are), which the check confirms: no more reads than reading the epoch first.
+        """
+        thread = self.thread(thread_id)
+        with thread.lock:
+            if thread.waiting or thread.waiting_checkpoints:
+                self._load_epoch(thread)  # what waits is stored in a current epoch only
+            for _ in range(_RETRIES):
+                guessed = thread.epoch is None
+                if guessed:
+                    thread.epoch, thread.epoch_version = "0", 0
+                epoch = thread.epoch
+                try:
+                    result = fn(thread)
+                    self._load_epoch(thread)
+                except BaseException:
+                    if guessed:
+                        thread.epoch = None  # unconfirmed: never to be written in
+                    raise
+                if thread.epoch == epoch:
+                    return result
+        raise StorageError(f"thread {thread_id!r} kept changing while it was read")
+
     def _load_epoch(self, thread: Thread) -> None:
         rec = self.client.get_state(thread.intent_id, _layout.epoch_key(thread.thread_id))
         epoch, version = (str(rec.data["epoch"]), rec.version) if rec is not None else ("0", 0)
         if epoch != thread.epoch or version != thread.epoch_version:
             thread.reset(epoch, version)
+        thread.dead = rec.data.get("dead") if rec is not None else None
 
-    def switch_epoch(self, thread: Thread, epoch: str, *, expected_version: int) -> None:
-        """Make ``epoch`` the thread's current one if nobody switched it meanwhile
-        (:class:`tether.VersionConflict` otherwise); what the old one held is unreachable."""
+    def switch_epoch(
+        self, thread: Thread, epoch: str, *, expected_version: int, replacing: str
+    ) -> None:
+        """Make ``epoch`` the thread's current one, replacing ``replacing``, if nobody switched
+        it meanwhile (:class:`tether.VersionConflict` otherwise); then delete what the
+        replaced epoch held (unreachable already)."""
         rec = self.client.put_state(
             thread.intent_id,
-            {"epoch": epoch},
+            {"epoch": epoch, "dead": replacing},
             expected_version=expected_version,
             key=_layout.epoch_key(thread.thread_id),
         )
         thread.reset(epoch, rec.version)
+        thread.dead = replacing
+        self.delete_epoch(thread, replacing)
+
+    def delete_epoch(self, thread: Thread, epoch: str) -> None:
+        """Delete an epoch's records: one that was replaced, or a fresh one never switched to
+        (nobody reads either again)."""
+        self.client.delete_state_prefix(
+            thread.intent_id, _layout.epoch_prefix(thread.thread_id, epoch)
+        )
 
     @staticmethod
     def new_epoch() -> str:
@@ -340,6 +437,7 @@ class CheckpointStore:
         parts: list[tuple[str, str]],
     ) -> int:
         """Write a record at the next free number and return that number."""
+        self._name(thread)
         self.write_parts(thread.intent_id, parts)
         self.add_namespace(thread, checkpoint_ns)
         assert thread.epoch is not None
