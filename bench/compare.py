@@ -48,7 +48,8 @@ Columns:
    a 1 s lease, starts it and records step 1, as a Worker does before the handler's step 2;
    the DBOS and LangGraph processes run the workflow code, blocked after step 1.) A fresh
    process then imports the system and the clock starts: tether opens the store and runs 8
-   ``Worker`` threads (``poll_seconds=0.01``) that claim the intents whose leases expired
+   ``Worker`` threads (``poll_seconds=1``: an idle claim waits for work, and a resumed
+   intent ends that wait at once) that claim the intents whose leases expired
    (the new process starts 1.5 s after the kill, so lease expiry is not in the number; with
    the default 30 s lease a restarted worker would wait up to 30 s first); DBOS runs
    ``DBOS.launch()``, whose recovery re-enqueues the workflows it finds pending; LangGraph
@@ -123,7 +124,7 @@ QUICK_PLOT = BENCH / "results" / "compare-quick.png"
 INTENT_TYPE = "bench.compare.v1"
 AGENT = "agent://bench/compare"
 CRASH_LEASE = 1.0  # the killed process's leases (seconds)
-WORKER_POLL = 0.01  # a recovering tether Worker's wait between empty claims (seconds)
+WORKER_POLL = 1.0  # how long a tether Worker's idle claim waits for work (seconds)
 MONITOR_POLL = 0.01  # how often the crash monitor counts finished workflows
 
 TETHER_DONE = "SELECT count(*) FROM intents WHERE status = 'COMPLETED'"
@@ -1065,7 +1066,8 @@ def print_report(
         print(f"  {r['label']:<33}{r['durability']}")
     print(
         f"  DBOS on SQLite polls for messages every {args.dbos_poll:g} s here (its default: 1 s); "
-        f"a recovering tether Worker waits {WORKER_POLL:g} s between empty claims."
+        f"an idle tether Worker's claim waits up to {WORKER_POLL:g} s for work (new or resumed "
+        "work ends the wait at once)."
     )
     if crashes:
         print()

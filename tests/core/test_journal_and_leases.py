@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 import tether
 from tether import HumanTask, Status
@@ -255,6 +258,35 @@ def test_a_claim_can_bring_the_journal_and_waits(client: tether.Client) -> None:
     without = client.claim(AGENT, owner="w3")
     assert without is not None and without.intent.intent_id == plain.intent_id
     assert without.steps is None and without.waits is None  # not asked for
+
+
+def test_a_waiting_claim_is_woken_by_new_and_resumed_work(client: tether.Client) -> None:
+    """An idle claim waits for work; a new intent, and a resumed one, end that wait at once
+    (well before its 30 s window), here or through a server."""
+    got: list[tether.Claim | None] = []
+
+    def claim_in_background() -> threading.Thread:
+        thread = threading.Thread(target=lambda: got.append(client.claim(AGENT, wait=30)))
+        thread.start()
+        return thread
+
+    began = time.monotonic()
+    waiting = claim_in_background()
+    time.sleep(0.2)  # let it park
+    created = new_intent(client)
+    waiting.join(60)
+    assert got and got[-1] is not None and got[-1].intent.intent_id == created.intent_id
+    lease = got[-1].lease
+    client.wait_for_human(created.intent_id, HumanTask(title="ok?"), lease=lease)
+    waiting = claim_in_background()
+    time.sleep(0.2)
+    person(client, "alice").approve(created.intent_id)
+    waiting.join(60)
+    assert got[-1] is not None and got[-1].resumed
+    assert time.monotonic() - began < 20  # neither claim sat out its window
+    assert client.claim(AGENT, wait=0.2) is None  # nothing came: no claim after the wait
+    with pytest.raises(tether.InvalidRequest):
+        client.claim(AGENT, wait=-1)
 
 
 def test_lease_duration_is_checked(client: tether.Client) -> None:

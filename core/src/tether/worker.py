@@ -338,7 +338,8 @@ class Worker:
         return done
 
     def run_once(self) -> bool:
-        """Claim one intent and run its handler; wait up to ``poll_seconds`` for work.
+        """Claim one intent and run its handler; wait up to ``poll_seconds`` for work (new
+        or resumed work wakes the wait at once; an expired lease is noticed by the next one).
 
         While the agent is paused or killed the worker claims nothing; its guard wakes it
         as soon as the agent is resumed."""
@@ -350,6 +351,7 @@ class Worker:
         claim = client.claim(
             self.agent, owner=self.owner, lease_seconds=self.lease_seconds,
             intent_types=list(self.handlers) or None, start=True, journal=True,
+            wait=self.poll_seconds,  # woken at once by new or resumed work
         )  # fmt: skip
         if claim is None:
             if self._fires_timers:  # the server fires timers itself; an agent key may not
@@ -357,7 +359,6 @@ class Worker:
                     client.fire_due_timers()
                 except Forbidden:
                     self._fires_timers = False
-            self._stop.wait(self.poll_seconds)
             return False
         self._handle(client, claim, guard)
         return True

@@ -507,6 +507,7 @@ class HttpBackend:
         intent_types: list[str] | None = None,
         start: bool = False,
         journal: bool = False,
+        wait: float = 0.0,
         actor: Principal | None = None,
     ) -> Claim | None:
         body = {
@@ -516,8 +517,9 @@ class HttpBackend:
             "intent_types": intent_types,
             "start": start,
             "journal": journal,
+            "wait_seconds": wait,
         }
-        found = self._post("/v1/claims", body)["claim"]
+        found = self._send("POST", "/v1/claims", json=body, timeout=wait + 30.0)["claim"]
         return Claim.model_validate(_claim_json(found)) if found is not None else None
 
     def agent_feed(

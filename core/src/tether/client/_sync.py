@@ -528,11 +528,14 @@ class Client:
         intent_types: list[str] | None = None,
         start: bool = False,
         journal: bool = False,
+        wait: float = 0.0,
     ) -> Claim | None:
         """Claim the next runnable intent for ``agent`` (new, or resumed after a wait); with
         ``start``, a new one is IN_PROGRESS when it is returned (one write, not two); with
         ``journal``, its steps and waits come with it (``Claim.steps``, ``Claim.waits``), so
-        a worker replaying a resumed intent needs no further read."""
+        a worker replaying a resumed intent needs no further read. With nothing to claim, it
+        waits up to ``wait`` seconds for work (a long poll over HTTP): new or resumed work
+        ends the wait at once."""
         return self._engine.claim(
             agent,
             owner=owner or default_owner(),
@@ -540,6 +543,7 @@ class Client:
             intent_types=intent_types,
             start=start,
             journal=journal,
+            wait=wait,
         )
 
     def agent_feed(

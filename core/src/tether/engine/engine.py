@@ -54,7 +54,7 @@ from ..model import (
     Wait,
     WaitSpec,
 )
-from ..store import AGENT_CHANGES, Store, Tx
+from ..store import AGENT_CHANGES, Store, Tx, work_for
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
@@ -490,15 +490,28 @@ class Engine:
         intent_types: list[str] | None = None,
         start: bool = False,
         journal: bool = False,
+        wait: float = 0.0,
         actor: Principal | None = None,
     ) -> Claim | None:
         """Claim the next runnable intent of ``agent``; ``start`` also begins work on it;
-        ``journal`` returns its steps and waits with it."""
-        return self._write(
-            lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds, intent_types,
-                                         start, journal),
-            actor,
-        )  # fmt: skip
+        ``journal`` returns its steps and waits with it. With nothing to claim, ``wait``
+        seconds for an intent of the agent to become claimable (created, resumed, released:
+        they wake the wait at once; a lease that expires is seen by the next claim)."""
+        if not 0 <= wait <= 300:
+            raise InvalidRequest("wait is between 0 and 300 seconds")
+        topic = work_for(agent)
+        deadline = time.monotonic() + wait
+        while True:
+            seen = self.store.topic_counter(topic)
+            found = self._write(
+                lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
+                                             intent_types, start, journal),
+                actor,
+            )  # fmt: skip
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            self.store.wait_for_change(seen, remaining, topic=topic)
 
     def agent_feed(
         self,

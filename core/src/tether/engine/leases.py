@@ -9,16 +9,14 @@ from ..clock import from_text, to_text
 from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
 from ..model import Claim, FeedItem, Lease, Status, WaitStatus
-from ..store import Tx
+from ..store import Tx, work_for
 from . import mesh
 from .context import Ctx
 from .intents import read
 from .journal import steps_of
 from .records import WAIT_COLUMNS, IntentRow, for_update, load_intent
-from .transitions import append_event
+from .transitions import RUNNABLE, append_event
 from .waits import _model, waits_of
-
-RUNNABLE = (Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS)
 
 
 def _check_ttl(seconds: float) -> None:
@@ -150,6 +148,8 @@ def release(tx: Tx, ctx: Ctx, intent_id: str, token: str) -> None:
             "WHERE intent_id = ?",
             (intent_id,),
         )
+        if row.status in RUNNABLE:
+            tx.touch(work_for(row.to_agent))
 
 
 def start(

@@ -48,7 +48,7 @@ from ..model import (
     WaitKind,
     WaitSpec,
 )
-from ..store import AGENT_CHANGES, Tx
+from ..store import AGENT_CHANGES, Tx, work_for
 from .context import Ctx
 from .records import IntentRow, dumps, for_update, load_intent, loads
 from .transitions import append_event
@@ -304,6 +304,8 @@ def set_status(
             (status.value, reason, ctx.now_text, address),
         )
         tx.touch(AGENT_CHANGES)
+        if status is AgentStatus.ACTIVE:  # its held work may be claimed again
+            tx.touch(work_for(address))
         details: dict[str, Any] = {
             "from": row.status.value,
             "to": status.value,

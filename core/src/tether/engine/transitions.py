@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..model import TERMINAL, Status, WaitingReason
-from ..store import Tx
+from ..store import Tx, work_for
 from . import webhooks
 from .audit import canonical_json, event_hash
 from .context import Ctx
@@ -13,6 +13,9 @@ from .lifecycle import check_transition
 from .records import IntentRow, dumps
 
 _UNSET: Any = object()
+
+RUNNABLE = frozenset({Status.SUBMITTED, Status.DELIVERED, Status.ACKNOWLEDGED, Status.IN_PROGRESS})
+"""The statuses a worker may claim an intent in (when its lease is free)."""
 
 
 class _Counter:
@@ -104,6 +107,8 @@ def append_event(
     if (release_lease or target in TERMINAL) and row.lease_token is not None:
         sets["lease_owner"] = sets["lease_token"] = sets["lease_expires_at"] = None
         row.lease_owner = row.lease_token = row.lease_expires_at = None
+    if target in RUNNABLE and row.lease_token is None:
+        tx.touch(work_for(row.to_agent))  # claimable now: wake the agent's idle workers
     tx.after_commit(EVENTS_COMMITTED.add_one)
     webhooks.enqueue(
         tx,

@@ -258,6 +258,9 @@ class ClaimNext(Body):
     """Also begin work on it (IN_PROGRESS) in the same transaction."""
     journal: bool = False
     """Also return its steps journal and its waits (``claim.steps``, ``claim.waits``)."""
+    wait_seconds: Annotated[float, Field(ge=0, le=60)] = 0
+    """With nothing to claim, a long poll: answer as soon as an intent of the agent becomes
+    claimable, or with no claim after this many seconds."""
 
 
 class ClaimOne(Body):

@@ -62,3 +62,16 @@ class ChangeFeed:
                 if external is not None and external():
                     self._wake()
         return self.version
+
+    async def wait_topic(self, topic: str, seen: int, timeout: float) -> None:
+        """Return once the store's counter of ``topic`` moves past ``seen`` (or after
+        ``timeout``): every commit wakes the feed, and only a change of that topic (or of
+        unknown topics) ends the wait."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        version = self.version
+        while self._store.topic_counter(topic) == seen:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            version = await self.wait(version, remaining)

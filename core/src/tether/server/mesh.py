@@ -251,15 +251,12 @@ async def get_agent(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
-        seen, agents_seen = feed.version, e.store.topic_counter(AGENT_CHANGES)
+        seen = e.store.topic_counter(AGENT_CHANGES)
         agent = await run_in_threadpool(e.get_agent, target, actor=who)
         remaining = deadline - loop.time()
         if agent.generation > after_generation or remaining <= 0:
             return JSONModel(AgentOut(agent=agent))
-        # every commit wakes the feed; re-read only once an agent may have changed
-        while e.store.topic_counter(AGENT_CHANGES) == agents_seen and remaining > 0:
-            seen = await feed.wait(seen, remaining)
-            remaining = deadline - loop.time()
+        await feed.wait_topic(AGENT_CHANGES, seen, remaining)  # re-read once an agent changed
 
 
 @router.post("/mesh/heartbeat", response_model=HeartbeatOut, summary="Agent heartbeat (AXP)")

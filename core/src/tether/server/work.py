@@ -3,19 +3,23 @@ timers, the steps journal, opaque state and worker leases."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from starlette.concurrency import run_in_threadpool
 
 from ..clock import to_text
 from ..engine import Engine
 from ..engine.journal import MAX_KEYS
 from ..errors import InvalidRequest
-from ..model import NewIntent, Principal, WaitKind, WaitSpec
+from ..model import Claim, NewIntent, Principal, WaitKind, WaitSpec
 from ..model.principals import PrincipalKind
+from ..store import work_for
 from . import bodies as b
 from .auth import ADMINS, AGENTS, ANYONE, require
-from .deps import JSONModel, engine, lease_token
+from .changes import ChangeFeed
+from .deps import JSONModel, changes, engine, lease_token
 
 router = APIRouter(prefix="/v1", tags=["waits and work"])
 
@@ -23,6 +27,7 @@ Anyone = Annotated[Principal, Depends(require(*ANYONE))]
 Agent = Annotated[Principal, Depends(require(*AGENTS))]
 Admin = Annotated[Principal, Depends(require(*ADMINS))]
 EngineDep = Annotated[Engine, Depends(engine)]
+Feed = Annotated[ChangeFeed, Depends(changes)]
 Lease = Annotated[str | None, Depends(lease_token)]
 
 
@@ -238,24 +243,30 @@ def delete_state(
 
 
 @router.post("/claims", response_model=b.ClaimOut, summary="Claim the next runnable intent")
-def claim(body: b.ClaimNext, who: Agent, e: EngineDep) -> JSONModel:
+async def claim(body: b.ClaimNext, who: Agent, e: EngineDep, feed: Feed) -> JSONModel:
+    """With ``wait_seconds``, a long poll: an intent of the agent that becomes claimable
+    (created, resumed, released, here or through another replica) ends it at once."""
     if who.kind is PrincipalKind.AGENT and body.agent != who.name:
         from ..errors import Forbidden
 
         raise Forbidden("an agent key claims only its own agent's intents", code="wrong_agent")
-    return JSONModel(
-        b.ClaimOut(
-            claim=e.claim(
-                body.agent,
-                owner=body.owner or who.actor,
-                lease_seconds=body.lease_seconds,
-                intent_types=body.intent_types,
-                start=body.start,
-                journal=body.journal,
-                actor=who,
-            )
-        )
-    )
+
+    def attempt() -> Claim | None:
+        return e.claim(
+            body.agent, owner=body.owner or who.actor, lease_seconds=body.lease_seconds,
+            intent_types=body.intent_types, start=body.start, journal=body.journal, actor=who,
+        )  # fmt: skip
+
+    topic = work_for(body.agent)
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + body.wait_seconds
+    while True:
+        seen = e.store.topic_counter(topic)
+        found = await run_in_threadpool(attempt)
+        remaining = deadline - loop.time()
+        if found is not None or remaining <= 0:
+            return JSONModel(b.ClaimOut(claim=found))
+        await feed.wait_topic(topic, seen, remaining)
 
 
 @router.post("/intents/{intent_id}/claim", response_model=b.ClaimOut, summary="Claim one intent")

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import AGENT_CHANGES, Store, Tx
+from .base import AGENT_CHANGES, Store, Tx, work_for
 from .schema import LATEST, MIGRATIONS, Migration
 from .sqlite import SQLiteStore, sqlite_path
 
@@ -38,4 +38,5 @@ __all__ = [
     "Tx",
     "open_store",
     "sqlite_path",
+    "work_for",
 ]

@@ -20,6 +20,11 @@ AGENT_CHANGES = "agents"
 """The topic of a change to an agent's status or policy (what an agent's guard watches)."""
 
 
+def work_for(agent: str) -> str:
+    """The topic of an agent's intents becoming claimable (what an idle worker waits on)."""
+    return f"work {agent}"
+
+
 class Tx(Protocol):
     """One transaction: SQL with ``?`` placeholders, portable across dialects."""
 

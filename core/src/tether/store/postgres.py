@@ -118,9 +118,11 @@ class PostgresStore(Store):
                         break
                     with conn.transaction():
                         result = fn(tx)
-                        # the payload names the topics the write touched
+                        # the payload names the topics the write touched ("*": too many
+                        # to name, so every topic moves)
+                        topics = ",".join(sorted(tx.topics))
                         conn.execute("SELECT pg_notify(%s, %s)",
-                                     (self.channel, ",".join(sorted(tx.topics))))  # fmt: skip
+                                     (self.channel, topics if len(topics) < 4000 else "*"))  # fmt: skip
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -156,9 +158,8 @@ class PostgresStore(Store):
                         # a notification names its topics; the periodic catch-up does not
                         # know them, so every waiter re-reads: a lost NOTIFY delays an
                         # event, never loses it
-                        self._notify(
-                            {t for n in got for t in n.payload.split(",") if t} if got else None
-                        )
+                        topics = {t for n in got for t in n.payload.split(",") if t}
+                        self._notify(topics if got and "*" not in topics else None)
             except psycopg.Error:
                 if not self._closed:
                     time.sleep(0.5)
