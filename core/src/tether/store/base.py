@@ -71,7 +71,11 @@ class Store(abc.ABC):
     _poll_seconds: float = 1.0
 
     def _init_changes(self) -> None:
-        self._cond = threading.Condition()
+        self._lock = threading.RLock()
+        self._cond = threading.Condition(self._lock)
+        self._topic_conds: dict[str, threading.Condition] = {}
+        """Waiters on one topic wait here, so a commit that did not touch it wakes none of
+        them (a process with many guards would otherwise wake them all on every commit)."""
         self._counter = 0
         self._unknown = 0  # changes whose topics are unknown (another process's, a catch-up)
         self._topics: dict[str, int] = {}
@@ -84,10 +88,14 @@ class Store(abc.ABC):
             self._counter += 1
             if topics is None:
                 self._unknown += 1
+                waking = list(self._topic_conds.values())
             else:
                 for topic in topics:
                     self._topics[topic] = self._topics.get(topic, 0) + 1
+                waking = [c for t in topics if (c := self._topic_conds.get(t)) is not None]
             self._cond.notify_all()
+            for cond in waking:
+                cond.notify_all()
         for listener in list(self._listeners):
             try:
                 listener()
@@ -123,11 +131,14 @@ class Store(abc.ABC):
 
         deadline = time.monotonic() + timeout
         with self._cond:
+            cond = self._cond
+            if topic is not None:
+                cond = self._topic_conds.setdefault(topic, threading.Condition(self._lock))
             while current() == seen:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break
-                self._cond.wait(min(remaining, self._poll_seconds))
+                cond.wait(min(remaining, self._poll_seconds))
                 if current() == seen and self._poll_external():
                     self._counter += 1
                     self._unknown += 1
