@@ -8,6 +8,7 @@ from ..clock import from_text
 from ..errors import InvalidRequest, VersionConflict
 from ..model import StateEntry, StateRecord, Step, TurnUsage
 from ..store import Tx
+from ..store.base import Row
 from .context import Ctx
 from .intents import check_lease
 from .records import dumps, load_intent, loads
@@ -114,6 +115,32 @@ def get_state(tx: Tx, ctx: Ctx, intent_id: str, key: str) -> StateRecord | None:
     )
 
 
+def _stored(
+    tx: Tx,
+    ctx: Ctx,
+    intent_id: str,
+    key: str,
+    expected_version: int | None,
+    lease_token: str | None,
+) -> tuple[Row | None, int]:
+    """Before a write of state ``key``: the intent checked (and its lease), then the stored
+    row and version (0: none), which must be ``expected_version`` when one is given."""
+    if expected_version is not None and not 0 <= expected_version <= 2**62:
+        raise InvalidRequest("expected_version must be between 0 and 2**62")
+    row = load_intent(tx, intent_id, ctx.actor)
+    check_lease(row, ctx, lease_token)
+    current = tx.one(
+        "SELECT version FROM states WHERE intent_id = ? AND state_key = ?", (intent_id, key)
+    )
+    version = int(current[0]) if current else 0
+    if expected_version is not None and version != expected_version:
+        raise VersionConflict(
+            f"state {key!r} of intent {intent_id} is at version {version}, not {expected_version}",
+            details={"current_version": version, "expected_version": expected_version},
+        )
+    return current, version
+
+
 def put_state(
     tx: Tx,
     ctx: Ctx,
@@ -125,19 +152,7 @@ def put_state(
 ) -> StateRecord:
     """Compare-and-set: write version ``expected_version + 1`` only if ``expected_version`` is
     the stored one (0 when there is none yet)."""
-    if not 0 <= expected_version <= 2**62:
-        raise InvalidRequest("expected_version must be between 0 and 2**62")
-    row = load_intent(tx, intent_id, ctx.actor)
-    check_lease(row, ctx, lease_token)
-    current = tx.one(
-        "SELECT version FROM states WHERE intent_id = ? AND state_key = ?", (intent_id, key)
-    )
-    version = current[0] if current else 0
-    if version != expected_version:
-        raise VersionConflict(
-            f"state {key!r} of intent {intent_id} is at version {version}, not {expected_version}",
-            details={"current_version": version, "expected_version": expected_version},
-        )
+    current, version = _stored(tx, ctx, intent_id, key, expected_version, lease_token)
     text = dumps(data)
     if current is None:
         tx.execute(
@@ -221,19 +236,7 @@ def delete_state(
     the stored version (0: none), :class:`VersionConflict` otherwise."""
     if not key:
         raise InvalidRequest("a state key is not empty")
-    if expected_version is not None and not 0 <= expected_version <= 2**62:
-        raise InvalidRequest("expected_version must be between 0 and 2**62")
-    row = load_intent(tx, intent_id, ctx.actor)
-    check_lease(row, ctx, lease_token)
-    current = tx.one(
-        "SELECT version FROM states WHERE intent_id = ? AND state_key = ?", (intent_id, key)
-    )
-    version = current[0] if current else 0
-    if expected_version is not None and version != expected_version:
-        raise VersionConflict(
-            f"state {key!r} of intent {intent_id} is at version {version}, not {expected_version}",
-            details={"current_version": version, "expected_version": expected_version},
-        )
+    current, version = _stored(tx, ctx, intent_id, key, expected_version, lease_token)
     if current is None:
         return False
     tx.execute(
