@@ -170,8 +170,7 @@ class WorkContext:
         """Before a step or tool runs. The agent's guard answers while the agent is active
         (and the tool in scope): no round trip. Otherwise the store decides, and records the
         hold or the denial. A cancel that lands meanwhile shows at the step's record."""
-        guard = self._guard
-        if guard is not None and not guard.stopped and (tool is None or guard.tool_allowed(tool)):
+        if self._guard is not None and self._guard.allows(tool):
             return
         if tool is None:
             self.check()

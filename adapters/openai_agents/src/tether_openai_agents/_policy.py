@@ -33,7 +33,7 @@ async def before_model_turn(binding: Binding) -> None:
     The agent's guard answers from memory while the agent is active; when it says the agent
     is stopped, the store decides (and records the stop). A canceled intent or a spend cap
     shows at the turn's own write."""
-    if binding.guard is None or binding.guard.stopped:
+    if binding.guard is None or not binding.guard.allows():
         await binding.call(binding.client.check, binding.intent_id, lease=binding.lease)
 
 
@@ -50,8 +50,7 @@ def turn_usage(binding: Binding, model: str, response: ModelResponse) -> TurnUsa
 async def before_tool_call(binding: Binding, tool_name: str) -> str | None:
     """A tool body is about to run. Returns a message for the model instead of running the
     tool when policy denies it (``None``: go ahead)."""
-    guard = binding.guard
-    if guard is not None and not guard.stopped and guard.tool_allowed(tool_name):
+    if binding.guard is not None and binding.guard.allows(tool_name):
         return None  # the common case, from memory; a refusal is decided (and recorded) below
     try:
         await asyncio.to_thread(

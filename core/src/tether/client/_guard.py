@@ -78,6 +78,12 @@ class AgentGuard:
         if agent.status is AgentStatus.PAUSED:
             raise AgentPaused(f"{agent.address} is paused", details=details)
 
+    def allows(self, tool: str | None = None) -> bool:
+        """Whether a boundary may go on without asking the store: the agent is active (and
+        ``tool``, if given, in its scope) as last seen. When it says no, ask the store
+        (``client.check`` / ``authorize_tool``), which decides and records the refusal."""
+        return not self.stopped and (tool is None or self.tool_allowed(tool))
+
     def tool_allowed(self, tool: str) -> bool:
         """The agent's tool scope as last seen (the server's check is the authority)."""
         return self._agent.policy.tools.allows(tool)

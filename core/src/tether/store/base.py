@@ -50,6 +50,22 @@ class Tx(Protocol):
         ...
 
 
+class TxState:
+    """What a dialect's transaction keeps besides its connection: the callbacks to run once
+    it commits, the change topics it touched, and its memo (see :class:`Tx`)."""
+
+    def __init__(self) -> None:
+        self.callbacks: list[Callable[[], None]] = []
+        self.topics: set[str] = set()
+        self.memo: dict[Any, Any] = {}
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        self.callbacks.append(callback)
+
+    def touch(self, topic: str) -> None:
+        self.topics.add(topic)
+
+
 class Store(abc.ABC):
     """A durable home for intents. One interface, one class per dialect.
 

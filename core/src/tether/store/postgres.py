@@ -19,7 +19,7 @@ from psycopg import errors as pg_errors
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
-from .base import Row, Store, Tx
+from .base import Row, Store, Tx, TxState
 from .migrations import apply_migrations_pg
 from .schema import MIGRATIONS, Migration
 
@@ -31,15 +31,13 @@ CATCH_UP_SECONDS = 1.0
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
 
 
-class _PgTx:
+class _PgTx(TxState):
     dialect = "postgresql"
 
     def __init__(self, conn: psycopg.Connection[Any], writing: bool) -> None:
+        super().__init__()
         self._conn = conn
         self.writing = writing
-        self.callbacks: list[Callable[[], None]] = []
-        self.topics: set[str] = set()
-        self.memo: dict[Any, Any] = {}
 
     @staticmethod
     def _sql(sql: str) -> str:
@@ -54,12 +52,6 @@ class _PgTx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._conn.execute(self._sql(sql), params).fetchall()
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self.callbacks.append(callback)
-
-    def touch(self, topic: str) -> None:
-        self.topics.add(topic)
 
 
 class PostgresStore(Store):

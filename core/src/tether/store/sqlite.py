@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..errors import StoreError, TetherError
-from .base import Row, Store, Tx
+from .base import Row, Store, Tx, TxState
 from .migrations import apply_migrations
 from .schema import MIGRATIONS, Migration
 
@@ -33,14 +33,12 @@ _STOP = object()
 logger = logging.getLogger("tether.store")
 
 
-class _SQLiteTx:
+class _SQLiteTx(TxState):
     dialect = "sqlite"
 
     def __init__(self, conn: sqlite3.Connection) -> None:
+        super().__init__()
         self._conn = conn
-        self.callbacks: list[Callable[[], None]] = []
-        self.topics: set[str] = set()
-        self.memo: dict[Any, Any] = {}
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         return self._conn.execute(sql, params).rowcount
@@ -51,12 +49,6 @@ class _SQLiteTx:
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
         return self._conn.execute(sql, params).fetchall()
-
-    def after_commit(self, callback: Callable[[], None]) -> None:
-        self.callbacks.append(callback)
-
-    def touch(self, topic: str) -> None:
-        self.topics.add(topic)
 
 
 @dataclass
