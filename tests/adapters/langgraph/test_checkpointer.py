@@ -257,7 +257,10 @@ def test_a_deleted_thread_leaves_only_its_epoch_record(client: Client) -> None:
     thread_id = config["configurable"]["thread_id"]
     intent_id = saver.store.thread(thread_id).intent_id
     blobs = saver.client.list_state(intent_id, prefix=f"{_layout.SCHEMA}/b/")
-    assert len(_thread_keys(saver, thread_id)) == 3 and blobs  # 2 checkpoint records, 1 writes
+    # checkpoint records and pending-writes records (how many writes records depends on
+    # whether a task's writes rode with the next checkpoint, within write_delay)
+    before = _thread_keys(saver, thread_id)
+    assert [k for k in before if "/c/" in k] and [k for k in before if "/w/" in k] and blobs
 
     TetherSaver(client).delete_thread(thread_id)
     assert _thread_keys(saver, thread_id) == [_layout.epoch_key(thread_id)]
