@@ -9,6 +9,7 @@ catch-up so a lost notification delays an event but never loses it.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -16,6 +17,7 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
+from psycopg import sql
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
@@ -108,13 +110,17 @@ class PostgresStore(Store):
                     if not writing:  # each statement reads committed data, as it would in a
                         result = fn(tx)  # READ COMMITTED transaction, without BEGIN and COMMIT
                         break
-                    with conn.transaction():
+                    conn.execute("BEGIN")
+                    try:
                         result = fn(tx)
-                        # the payload names the topics the write touched ("*": too many
-                        # to name, so every topic moves)
-                        topics = ",".join(sorted(tx.topics))
-                        conn.execute("SELECT pg_notify(%s, %s)",
-                                     (self.channel, topics if len(topics) < 4000 else "*"))  # fmt: skip
+                    except BaseException:
+                        with contextlib.suppress(psycopg.Error):  # a broken connection is
+                            conn.execute("ROLLBACK")  # dropped by the pool, its work undone
+                        raise
+                    # the NOTIFY and the COMMIT go in one round trip; the payload names the
+                    # topics the write touched ("*": too many to name, so every topic moves)
+                    topics = ",".join(sorted(tx.topics))
+                    conn.execute(self._commit_sql(topics if len(topics) < 4000 else "*"))
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -129,6 +135,13 @@ class PostgresStore(Store):
                 callback()
             self._notify(tx.topics)
         return result
+
+    def _commit_sql(self, payload: str) -> sql.Composed:
+        """``pg_notify`` and ``COMMIT`` as one simple query (literals quoted by psycopg: a
+        simple query carries no parameters)."""
+        return sql.SQL("SELECT pg_notify({}, {}); COMMIT").format(
+            sql.Literal(self.channel), sql.Literal(payload)
+        )
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writing=True)
