@@ -114,9 +114,14 @@ def test_dead_letter_then_replay(tmp_path: Path, receiver: Receiver) -> None:
             assert {r.headers["webhook-id"] for r in receiver.received} == {delivery_id}
 
 
-def test_the_outbox_is_written_with_the_change(tmp_path: Path) -> None:
-    with tether.connect(f"sqlite:///{tmp_path / 'w.db'}") as local:
+def test_the_outbox_is_written_with_the_change(store_url: str) -> None:
+    with tether.connect(store_url) as local:
         sub = local.engine.subscribe("http://127.0.0.1:9/hook", ["intent.created"])
+        every = local.engine.subscribe("http://127.0.0.1:9/all", ["*"])
+        gone = local.engine.subscribe("http://127.0.0.1:9/gone", ["*"])
+        local.engine.revoke_subscription(gone.subscription_id)
+        other = tether.Principal.admin("other", workspace="elsewhere")
+        theirs = local.engine.subscribe("http://127.0.0.1:9/theirs", ["*"], actor=other)
         intent = local.create_intent("refund.request.v1", AGENT)
         deliveries = local.engine.list_deliveries(sub.subscription_id)
         assert [(d.intent_id, d.event_type, d.status.value) for d in deliveries] == [
@@ -126,6 +131,14 @@ def test_the_outbox_is_written_with_the_change(tmp_path: Path) -> None:
         with pytest.raises(tether.Conflict):  # a refused change queues nothing
             local.cancel(intent.intent_id, "again")
         assert len(local.engine.list_deliveries(sub.subscription_id)) == 1
+        queued = local.engine.list_deliveries(every.subscription_id)
+        assert [(d.seq, d.event_type) for d in queued] == [
+            (1, "intent.created"), (2, "intent.submitted"), (3, "intent.canceled")
+        ]  # fmt: skip
+        assert [d.payload["data"]["seq"] for d in queued] == [1, 2, 3]
+        assert len({d.delivery_id for d in queued}) == 3
+        assert local.engine.list_deliveries(gone.subscription_id) == []  # revoked
+        assert local.engine.list_deliveries(theirs.subscription_id, actor=other) == []
 
 
 @pytest.mark.parametrize(
@@ -179,8 +192,8 @@ def test_deliveries_survive_the_server_being_killed(tmp_path: Path, receiver: Re
     assert {r.event["intent_id"] for r in receiver.received} == {intent_id}
 
 
-def test_axp_inbox_event_types(tmp_path: Path) -> None:
-    with tether.connect(f"sqlite:///{tmp_path / 'w.db'}") as local:
+def test_axp_inbox_event_types(store_url: str) -> None:
+    with tether.connect(store_url) as local:
         sub = local.engine.subscribe("http://127.0.0.1:9/hook", ["inbox.thread_created", "inbox.reply_received",
                                                                  "inbox.thread_updated"])  # fmt: skip
         intent = local.create_intent(

@@ -273,8 +273,8 @@ class Engine:
         """A person answers the intent's open human task (checked against the task)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
-            return waits.respond(tx, ctx, target, outcome, comment, data)
+            target, row = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
+            return waits.respond(tx, ctx, target, outcome, comment, data, row)
 
         return self._write(op, actor)
 
@@ -292,8 +292,8 @@ class Engine:
         """Resolve the intent's open wait with ``outcome`` (a human task goes through respond)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
-            return waits.resume(tx, ctx, target, outcome, result, comment, lease_token)
+            target, row = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
+            return waits.resume(tx, ctx, target, outcome, result, comment, lease_token, row)
 
         return self._write(op, actor)
 

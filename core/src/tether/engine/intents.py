@@ -78,8 +78,8 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
         intent_id = new_id()
     if req.parent_intent_id is not None:
         load_intent(tx, req.parent_intent_id, ctx.actor)
-    mesh.admit(tx, ctx, req.to_agent, sender)
-    mesh.register(tx, ctx, req.to_agent)
+    if not mesh.admit(tx, ctx, req.to_agent, sender):
+        mesh.register(tx, ctx, req.to_agent)
     if sender:
         mesh.register(tx, ctx, sender)
     row = IntentRow(
@@ -145,13 +145,18 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
             WaitSpec(kind=WaitKind.HUMAN, key="human_task", human_task=req.human_task),
             None,
         )
-    return read(tx, ctx, intent_id), True
+    return model_of(tx, ctx, row), True
 
 
 def read(tx: Tx, ctx: Ctx, intent_id: str) -> Intent:
+    return model_of(tx, ctx, load_intent(tx, intent_id, ctx.actor))
+
+
+def model_of(tx: Tx, ctx: Ctx, row: IntentRow) -> Intent:
+    """The intent as ``row`` holds it (current within this transaction: every change made
+    through :func:`append_event` is applied to the row too), with its open wait."""
     from .waits import open_wait_model
 
-    row = load_intent(tx, intent_id, ctx.actor)
     return row.to_model(open_wait_model(tx, ctx, row))
 
 
@@ -279,7 +284,7 @@ def acknowledge(tx: Tx, ctx: Ctx, intent_id: str, lease_token: str | None) -> In
     row = load_intent(tx, intent_id, ctx.actor)
     check_lease(row, ctx, lease_token)
     append_event(tx, ctx, row, "intent.acknowledged", Status.ACKNOWLEDGED)
-    return read(tx, ctx, intent_id)
+    return model_of(tx, ctx, row)
 
 
 def end(
@@ -335,7 +340,7 @@ def resolve(
     if status is Status.FAILED and error is None:
         error = ErrorInfo(code="failed", message=reason or "")
     end(tx, ctx, row, status, _RESOLVE_EVENTS[status], details=details, result=result, error=error)
-    return read(tx, ctx, intent_id)
+    return model_of(tx, ctx, row)
 
 
 def changed_since(

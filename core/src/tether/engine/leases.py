@@ -12,9 +12,9 @@ from ..model import Claim, FeedItem, Lease, Status, WaitStatus
 from ..store import Tx, work_for
 from . import mesh
 from .context import Ctx
-from .intents import read
+from .intents import model_of
 from .journal import steps_of
-from .records import WAIT_COLUMNS, IntentRow, for_update, load_intent
+from .records import INTENT_COLUMNS, WAIT_COLUMNS, IntentRow, for_update, load_intent
 from .transitions import RUNNABLE, append_event
 from .waits import _model, waits_of
 
@@ -24,14 +24,26 @@ def _check_ttl(seconds: float) -> None:
         raise InvalidRequest("a lease lasts between 0 and 86400 seconds")
 
 
+def _new_lease(ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease:
+    expires = from_text(to_text(ctx.now + timedelta(seconds=seconds)))  # as stored
+    return Lease(intent_id=row.intent_id, owner=owner, token=new_token("ls"), expires_at=expires)
+
+
+def _columns(lease: Lease) -> tuple[str, str, str]:
+    return lease.owner, lease.token, to_text(lease.expires_at)
+
+
 def _take(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease:
+    """Lease ``row`` to ``owner``, recorded with its event in one update."""
     resumed = row.status is Status.IN_PROGRESS
-    lease = _take_quiet(tx, ctx, row, owner, seconds)
-    details = {"worker": owner, "lease_expires_at": row.lease_expires_at}
+    lease = _new_lease(ctx, row, owner, seconds)
+    details = {"worker": owner, "lease_expires_at": to_text(lease.expires_at)}
     if row.status is Status.SUBMITTED:
-        append_event(tx, ctx, row, "intent.delivered", Status.DELIVERED, details=details)
+        append_event(tx, ctx, row, "intent.delivered", Status.DELIVERED, details=details,
+                     lease=_columns(lease))  # fmt: skip
     else:
-        append_event(tx, ctx, row, "intent.claimed", details={**details, "resumed": resumed})
+        append_event(tx, ctx, row, "intent.claimed", details={**details, "resumed": resumed},
+                     lease=_columns(lease))  # fmt: skip
     return lease
 
 
@@ -62,19 +74,13 @@ def claim(
         where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
         params.extend(intent_types)
     found = tx.one(
-        f"SELECT intent_id FROM intents WHERE {' AND '.join(where)} ORDER BY intent_id LIMIT 1"
-        + for_update(tx, skip_locked=True),
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE {' AND '.join(where)} "
+        "ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
         params,
     )
     if found is None:
         return None
-    claimed = _claim_row(tx, ctx, load_intent(tx, found[0], ctx.actor), owner, seconds, journal)
-    if start and claimed.intent.status is not Status.IN_PROGRESS:
-        row = load_intent(tx, claimed.intent.intent_id, ctx.actor)
-        append_event(tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS,
-                     details={"worker": owner})  # fmt: skip
-        claimed = claimed.model_copy(update={"intent": read(tx, ctx, row.intent_id)})
-    return claimed
+    return _claim_row(tx, ctx, IntentRow.from_row(found), owner, seconds, journal, start)
 
 
 def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:
@@ -99,7 +105,13 @@ def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -
 
 
 def _claim_row(
-    tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float, journal: bool = False
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    owner: str,
+    seconds: float,
+    journal: bool = False,
+    start: bool = False,
 ) -> Claim:
     if journal:
         waits = waits_of(tx, ctx, row.intent_id)
@@ -114,8 +126,11 @@ def _claim_row(
         )
         last_wait = _model(ctx, last) if last is not None else None
     lease = _take(tx, ctx, row, owner, seconds)
+    if start and row.status is not Status.IN_PROGRESS:
+        append_event(tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS,
+                     details={"worker": owner})  # fmt: skip
     return Claim(
-        intent=read(tx, ctx, row.intent_id),
+        intent=model_of(tx, ctx, row),
         lease=lease,
         resumed=last_wait is not None,
         last_wait=last_wait,
@@ -165,6 +180,7 @@ def start(
             f"intent {intent_id} is waiting; resolve its wait first",
             details={"intent_id": intent_id, "wait_id": row.wait_id},
         )
+    taken: tuple[str, str, str] | None = None  # a new lease, written with the event
     if lease_token is not None:
         from .intents import check_lease
 
@@ -186,23 +202,19 @@ def start(
             from .lifecycle import check_transition
 
             check_transition(row.status, Status.IN_PROGRESS, intent_id)
-        lease = _take_quiet(tx, ctx, row, owner, seconds)
+        lease = _new_lease(ctx, row, owner, seconds)
+        taken = _columns(lease)
     if row.status is not Status.IN_PROGRESS:
-        append_event(
-            tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS, details={"worker": owner}
+        append_event(tx, ctx, row, "intent.in_progress", Status.IN_PROGRESS,
+                     details={"worker": owner}, lease=taken)  # fmt: skip
+    elif taken is not None:  # already in progress, its lease had lapsed: only the lease moves
+        row.lease_owner, row.lease_token, row.lease_expires_at = taken
+        tx.execute(
+            "UPDATE intents SET lease_owner = ?, lease_token = ?, lease_expires_at = ? "
+            "WHERE intent_id = ?",
+            (*taken, row.intent_id),
         )
     return lease
-
-
-def _take_quiet(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease:
-    token = new_token("ls")
-    expires = to_text(ctx.now + timedelta(seconds=seconds))
-    row.lease_owner, row.lease_token, row.lease_expires_at = owner, token, expires
-    tx.execute(
-        "UPDATE intents SET lease_owner = ?, lease_token = ?, lease_expires_at = ? WHERE intent_id = ?",
-        (owner, token, expires, row.intent_id),
-    )
-    return Lease(intent_id=row.intent_id, owner=owner, token=token, expires_at=from_text(expires))
 
 
 def feed(

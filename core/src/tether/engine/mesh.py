@@ -9,6 +9,7 @@ Denials are recorded too: on the intent's own trail when there is an intent (``t
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -83,7 +84,7 @@ class AgentRow:
     @classmethod
     def from_row(cls, r: tuple[Any, ...]) -> AgentRow:
         try:
-            policy = AgentPolicy.model_validate_json(r[5]) if r[5] else AgentPolicy()
+            policy = _policy(r[5])
         except ValidationError as exc:
             raise CorruptStore(f"stored policy of {r[0]} is not valid") from exc
         return cls(
@@ -99,6 +100,13 @@ class AgentRow:
             updated_at=r[9],
             schema_version=int(r[10]),
         )
+
+
+@functools.lru_cache(maxsize=1024)
+def _policy(stored: str | None) -> AgentPolicy:
+    """A stored policy, parsed once per distinct text (policies are immutable models, and
+    every claim and boundary reads the agent's)."""
+    return AgentPolicy.model_validate_json(stored) if stored else AgentPolicy()
 
 
 def _visible(workspace: str, ctx: Ctx) -> bool:
@@ -415,8 +423,9 @@ def _stopped(row: AgentRow) -> AgentStopped | None:
     return None
 
 
-def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> None:
-    """May this new intent be created? Raises the refusal (403 or 429) if not.
+def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> bool:
+    """May this new intent be created? Raises the refusal (403 or 429) if not; returns
+    whether the receiver is registered already.
 
     A killed receiver refuses new intents; a paused one takes them and holds them. A killed
     or paused sender may not send. Then the receiver's send policy, intent limits and (with
@@ -428,7 +437,7 @@ def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> None:
             raise stop
     target = find(tx, ctx, to_agent)
     if target is None:
-        return
+        return False
     if target.status is AgentStatus.KILLED:
         raise AgentKilled(
             f"{to_agent} is killed; it accepts no new intents",
@@ -472,6 +481,7 @@ def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> None:
                 retry_after=max(1.0, (end - ctx.now).total_seconds()),
                 details={"agent": to_agent, "window": window},
             )
+    return True
 
 
 def check_claim(tx: Tx, ctx: Ctx, agent: str) -> AgentStopped | None:

@@ -43,12 +43,14 @@ def append_event(
     result: Any = _UNSET,
     error: Any = _UNSET,
     release_lease: bool = False,
+    lease: tuple[str, str, str] | None = None,
 ) -> None:
     """Record ``event_type`` on ``row`` (moving it to ``status`` if given) and persist it.
 
     The transition is checked against the lifecycle table; WAITING carries exactly one
     waiting reason and no other status carries one. Reaching a terminal status cancels the
-    intent's timers, releases its lease and tells a parent that waits on it.
+    intent's timers, releases its lease and tells a parent that waits on it. ``lease``
+    (owner, token, expiry) is taken in the same update.
     """
     target = status if status is not None else row.status
     if target is not row.status or row.status in TERMINAL:
@@ -88,16 +90,22 @@ def append_event(
     # Only the columns that change are written: an unchanged indexed column (status, agent)
     # would otherwise rewrite its index pages on every event.
     sets: dict[str, Any] = {"seq": seq, "head_hash": digest, "updated_at": ctx.now_text}
-    if target is not row.status or reason is not row.waiting_reason:
+    bump = target is not row.status or reason is not row.waiting_reason
+    if bump:
         sets["status"], sets["waiting_reason"] = target.value, reason_text
         # the agent's work feed: a per-agent sequence, in commit order (the agent row is
-        # locked until the transaction ends), that streams and polls page on
-        bumped = tx.one(
-            "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",
-            (row.to_agent,),
-        )
-        if bumped is not None:
-            sets["feed_seq"] = bumped[0]
+        # locked until the transaction ends), that streams and polls page on. On PostgreSQL
+        # the bump rides in the intent's update (below), so the lock is held the shortest.
+        if not together:
+            bumped = tx.one(
+                "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",
+                (row.to_agent,),
+            )
+            if bumped is not None:
+                sets["feed_seq"] = bumped[0]
+    if lease is not None:
+        sets["lease_owner"], sets["lease_token"], sets["lease_expires_at"] = lease
+        row.lease_owner, row.lease_token, row.lease_expires_at = lease
     if wait_id is not _UNSET:  # always written: callers may have cleared row.wait_id already
         sets["wait_id"] = row.wait_id = wait_id
     if result is not _UNSET:
@@ -110,26 +118,35 @@ def append_event(
     if target in RUNNABLE and row.lease_token is None:
         tx.touch(work_for(row.to_agent))  # claimable now: wake the agent's idle workers
     tx.after_commit(EVENTS_COMMITTED.add_one)
-    webhooks.enqueue(
-        tx,
-        ctx,
-        row.workspace,
-        {
-            "intent_id": row.intent_id, "seq": seq, "event_type": event_type,
-            "status": target.value, "waiting_reason": reason_text, "actor": actor,
-            "at": ctx.now_text, "details": details or {}, "hash": digest,
-        },
-    )  # fmt: skip
+    pushed = {
+        "intent_id": row.intent_id, "seq": seq, "event_type": event_type,
+        "status": target.value, "waiting_reason": reason_text, "actor": actor,
+        "at": ctx.now_text, "details": details or {}, "hash": digest,
+    }  # fmt: skip
+    if not together:
+        webhooks.enqueue(tx, ctx, row.workspace, pushed)
     row.status, row.waiting_reason, row.seq, row.head_hash = target, reason, seq, digest
     row.updated_at = ctx.now_text
-    update = (
-        f"UPDATE intents SET {', '.join(f'{c} = ?' for c in sets)} WHERE intent_id = ? AND seq = ?"
-    )
+    assigned = ", ".join(f"{c} = ?" for c in sets)
+    where = "WHERE intent_id = ? AND seq = ?"
     params = (*sets.values(), row.intent_id, seq - 1)
-    if together:  # the CTE's insert runs whatever the update matches; a mismatch rolls back
-        changed = tx.execute(f"WITH e AS ({insert_event}) {update}", (*event_params, *params))
+    if together:
+        # One statement: the event (e), its webhook deliveries (d) and the feed bump (f) are
+        # common table expressions of the intent's update. They run whatever the update
+        # matches; a mismatch raises below and rolls all of it back.
+        ctes = [("e", insert_event, event_params),
+                ("d", *webhooks.enqueue_sql(ctx, row.workspace, pushed))]  # fmt: skip
+        if bump:
+            ctes.append(("f", "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? "
+                              "RETURNING feed_seq", (row.to_agent,)))  # fmt: skip
+            assigned += ", feed_seq = COALESCE((SELECT feed_seq FROM f), feed_seq)"
+        changed = tx.execute(
+            f"WITH {', '.join(f'{name} AS ({sql})' for name, sql, _ in ctes)} "
+            f"UPDATE intents SET {assigned} {where}",
+            tuple(p for _, _, ps in ctes for p in ps) + params,
+        )
     else:
-        changed = tx.execute(update, params)
+        changed = tx.execute(f"UPDATE intents SET {assigned} {where}", params)
     if changed != 1:  # only possible if the row changed under us: never lose a seq silently
         raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
     if target in TERMINAL:

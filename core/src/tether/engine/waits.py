@@ -157,17 +157,18 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
         beat = ctx.now + timedelta(seconds=spec.heartbeat_timeout_seconds)
         deadline = min(deadline, beat) if deadline is not None else beat
     task = spec.human_task
+    inserted = (  # in WAIT_COLUMNS order
+        wait_id, row.intent_id, key or wait_id, spec.kind.value, WaitStatus.OPEN.value,
+        dumps(spec_json), spec.child_intent_id, ctx.now_text, tstext(deadline),
+        None, None, None, None, None, 1,
+    )  # fmt: skip
     tx.execute(
         "INSERT INTO waits (wait_id, intent_id, wait_key, kind, status, spec, child_intent_id, "
         "assignees, opened_at, deadline_at, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
-        (
-            wait_id, row.intent_id, key or wait_id, spec.kind.value, WaitStatus.OPEN.value,
-            dumps(spec_json), spec.child_intent_id, _assignees(task), ctx.now_text,
-            tstext(deadline),
-        ),
-    )  # fmt: skip
+        (*inserted[:7], _assignees(task), *inserted[7:9]),
+    )
     if task is not None:
-        _index_task(tx, row.workspace, wait_id, task, ctx.now_text)
+        _index_task(tx, row.workspace, wait_id, task, ctx.now_text, new=True)
     if deadline is not None:
         _add_timer(tx, "wait_deadline", row.intent_id, wait_id, tstext(deadline))
     if spec.kind is WaitKind.TIME:
@@ -201,7 +202,8 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
     )
     if child is not None and child.status.terminal:  # it ended before we started waiting
         _resolve_child_wait(tx, ctx, wait_id, child)
-    return _model(ctx, load_wait_row(tx, wait_id))
+        return _model(ctx, load_wait_row(tx, wait_id))
+    return _model(ctx, inserted)
 
 
 def _assignees(task: HumanTask | None) -> str:
@@ -218,9 +220,12 @@ ANYONE = "*"
 """The assignee of a task with no assignees and no groups: any person of the workspace."""
 
 
-def _index_task(tx: Tx, workspace: str, wait_id: str, task: HumanTask, opened_at: str) -> None:
+def _index_task(
+    tx: Tx, workspace: str, wait_id: str, task: HumanTask, opened_at: str, *, new: bool = False
+) -> None:
     """(Re)write who may answer the open task, the index the inbox lists from."""
-    tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
+    if not new:
+        tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
     for assignee in dict.fromkeys(_who_may_answer(task) or [ANYONE]):
         tx.execute(
             "INSERT INTO task_assignees (workspace, assignee, opened_at, wait_id) "
@@ -316,9 +321,13 @@ def _fail_closed(
     end(tx, ctx, row, Status.FAILED, "intent.failed", details=details, error=error)
 
 
-def _open_wait_of(tx: Tx, ctx: Ctx, wait_id: str) -> tuple[IntentRow, Wait]:
+def _open_wait_of(
+    tx: Tx, ctx: Ctx, wait_id: str, row: IntentRow | None = None
+) -> tuple[IntentRow, Wait]:
+    """The open wait and its intent (``row``, if the caller has just read it)."""
     wrow = load_wait_row(tx, wait_id)
-    row = load_intent(tx, wrow[1], ctx.actor)
+    if row is None or row.intent_id != wrow[1]:
+        row = load_intent(tx, wrow[1], ctx.actor)
     wait = _model(ctx, wrow)
     if not wait.is_open:
         raise WaitResolved(
@@ -328,24 +337,25 @@ def _open_wait_of(tx: Tx, ctx: Ctx, wait_id: str) -> tuple[IntentRow, Wait]:
     return row, wait
 
 
-def wait_of_intent(tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None) -> str:
-    """The wait to resolve: the given one, which must belong to the intent, or its open one."""
+def wait_of_intent(
+    tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None
+) -> tuple[str, IntentRow | None]:
+    """The wait to resolve: the given one, which must belong to the intent, or its open one
+    (then with the intent's row, read on the way, for the resolution to reuse)."""
     if wait_id is None:
-        return current_wait_id(tx, ctx, intent_id)
+        row = load_intent(tx, intent_id, ctx.actor)
+        if row.wait_id is None:
+            if row.status.terminal:
+                from .lifecycle import check_transition
+
+                check_transition(row.status, Status.IN_PROGRESS, intent_id)
+            raise WaitResolved(
+                f"intent {intent_id} has no open wait", details={"intent_id": intent_id}
+            )
+        return row.wait_id, row
     if load_wait_row(tx, wait_id)[1] != intent_id:
         raise NotFound(f"intent {intent_id} has no wait {wait_id}", details={"wait_id": wait_id})
-    return wait_id
-
-
-def current_wait_id(tx: Tx, ctx: Ctx, intent_id: str) -> str:
-    row = load_intent(tx, intent_id, ctx.actor)
-    if row.wait_id is None:
-        if row.status.terminal:
-            from .lifecycle import check_transition
-
-            check_transition(row.status, Status.IN_PROGRESS, intent_id)
-        raise WaitResolved(f"intent {intent_id} has no open wait", details={"intent_id": intent_id})
-    return row.wait_id
+    return wait_id, None
 
 
 def may_act_on(task: HumanTask, ctx: Ctx) -> bool:
@@ -366,11 +376,12 @@ def respond(
     outcome: str,
     comment: str | None,
     data: dict[str, Any] | None,
+    row: IntentRow | None = None,
 ) -> Intent:
     """A person's answer to a human task: checked against the task, then the intent resumes."""
-    from .intents import read
+    from .intents import model_of
 
-    row, wait = _open_wait_of(tx, ctx, wait_id)
+    row, wait = _open_wait_of(tx, ctx, wait_id, row)
     task = wait.human_task
     if task is None:
         raise InvalidRequest(f"wait {wait_id} is a {wait.kind.value} wait, not a human task")
@@ -411,7 +422,7 @@ def respond(
                 },
             )
     _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, data or None, comment)
-    return read(tx, ctx, row.intent_id)
+    return model_of(tx, ctx, row)
 
 
 def resume(
@@ -422,33 +433,34 @@ def resume(
     result: Any,
     comment: str | None,
     lease_token: str | None,
+    row: IntentRow | None = None,
 ) -> Intent:
     """Resolve a non-human wait by hand (an agent or admin ends a tool, agent or time wait)."""
-    from .intents import check_lease, read
+    from .intents import check_lease, model_of
 
-    row, wait = _open_wait_of(tx, ctx, wait_id)
+    row, wait = _open_wait_of(tx, ctx, wait_id, row)
     if wait.kind is WaitKind.HUMAN:
         data = result if isinstance(result, dict) else None
-        return respond(tx, ctx, wait_id, outcome, comment, data)
+        return respond(tx, ctx, wait_id, outcome, comment, data, row)
     if ctx.actor.kind is PrincipalKind.HUMAN:
         raise Forbidden("a person resolves human tasks; this wait belongs to the agent")
     if outcome == TIMEOUT:
         raise InvalidRequest("'timeout' is reserved for waits whose deadline passed")
     check_lease(row, ctx, lease_token)
     _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, result, comment)
-    return read(tx, ctx, row.intent_id)
+    return model_of(tx, ctx, row)
 
 
 def complete_tool(tx: Tx, ctx: Ctx, token: str, result: Any, error: str | None) -> Intent:
     """The tool posts its result (or its error) with the wait's callback token; single use."""
-    from .intents import read
+    from .intents import model_of
 
     wait_id = wait_id_of_token(ctx.secret, token)
     row, wait = _open_wait_of(tx, ctx, wait_id)
     outcome = "failed" if error is not None else "completed"
     payload = {"error": error} if error is not None else result
     _resume(tx, ctx, row, wait, WaitStatus.RESOLVED, outcome, payload, None)
-    return read(tx, ctx, row.intent_id)
+    return model_of(tx, ctx, row)
 
 
 def heartbeat_tool(tx: Tx, ctx: Ctx, token: str, extend_seconds: float | None) -> Wait:

@@ -144,10 +144,23 @@ _INBOX_ALIASES = {
 """AXP's inbox event types, raised by the intent events that change a thread."""
 
 
+def _alias(event: dict[str, Any]) -> str | None:
+    """The AXP inbox type an intent event also counts as, if any."""
+    kind = event["event_type"]
+    if kind == "intent.resumed" and event.get("details", {}).get("kind") != "human":
+        return None
+    return _INBOX_ALIASES.get(kind)
+
+
+def _payload(ctx: Ctx, as_type: str, event: dict[str, Any]) -> str:
+    return dumps({"type": as_type, "timestamp": ctx.now_text, "data": event})
+
+
 def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
     """Queue ``event`` for every matching live subscription (same transaction as the event).
     A subscription to an AXP inbox type gets the intent events that change a thread under
-    that type; one to ``*`` gets every event once, under its own type."""
+    that type; one to ``*`` gets every event once, under its own type. (PostgreSQL queues
+    with :func:`enqueue_sql` instead, inside the event's own statement.)"""
     memo = ("webhook_subscriptions", workspace)  # once per transaction, not per event
     subs = tx.memo.get(memo)
     if subs is None:
@@ -159,9 +172,7 @@ def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
     if not subs:
         return
     kind = event["event_type"]
-    alias = _INBOX_ALIASES.get(kind)
-    if kind == "intent.resumed" and event.get("details", {}).get("kind") != "human":
-        alias = None
+    alias = _alias(event)
     for sub_id, types in subs:
         wanted = json.loads(types)
         if "*" in wanted or kind in wanted:
@@ -170,13 +181,38 @@ def enqueue(tx: Tx, ctx: Ctx, workspace: str, event: dict[str, Any]) -> None:
             as_type = alias
         else:
             continue
-        payload = dumps({"type": as_type, "timestamp": ctx.now_text, "data": event})
+        payload = _payload(ctx, as_type, event)
         tx.execute(
             f"INSERT INTO webhook_deliveries ({_DEL}) "
             "VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?, NULL, NULL, ?, NULL)",
             (f"msg_{new_id()}", sub_id, event["intent_id"], event["seq"], as_type, payload,
              ctx.now_text, ctx.now_text),
         )  # fmt: skip
+
+
+def enqueue_sql(ctx: Ctx, workspace: str, event: dict[str, Any]) -> tuple[str, tuple[Any, ...]]:
+    """:func:`enqueue` as one ``INSERT ... SELECT`` (PostgreSQL), to run as a common table
+    expression of the statement that records the event: the matching happens in the
+    database, so queuing costs no round trip of its own."""
+    kind, alias = event["event_type"], _alias(event)
+    matches = "s.event_types::jsonb @> jsonb_build_array(?::text)"
+    sql = (
+        f"INSERT INTO webhook_deliveries ({_DEL}) SELECT 'msg_' || gen_random_uuid(), "
+        f"s.subscription_id, ?, ?, CASE WHEN {matches} OR {matches} THEN ? ELSE ? END, "
+        f"CASE WHEN {matches} OR {matches} THEN ? ELSE ? END, 'pending', 0, ?, NULL, NULL, ?, "
+        "NULL FROM webhook_subscriptions s WHERE s.workspace = ? AND s.revoked_at IS NULL AND "
+        f"({matches} OR {matches} OR {matches})"
+    )
+    as_kind = _payload(ctx, kind, event)
+    as_alias = _payload(ctx, alias, event) if alias is not None else None
+    params = (
+        event["intent_id"], event["seq"],
+        "*", kind, kind, alias,
+        "*", kind, as_kind, as_alias,
+        ctx.now_text, ctx.now_text, workspace,
+        "*", kind, alias,
+    )  # fmt: skip
+    return sql, params
 
 
 def any_due(tx: Tx, now: str) -> bool:
@@ -249,7 +285,7 @@ def deliveries(tx: Tx, ctx: Ctx, subscription_id: str, limit: int) -> list[Deliv
     _own(tx, ctx, subscription_id)
     rows = tx.all(
         f"SELECT {_DEL} FROM webhook_deliveries WHERE subscription_id = ? "
-        "ORDER BY created_at, delivery_id LIMIT ?",
+        "ORDER BY created_at, intent_id, seq, delivery_id LIMIT ?",
         (subscription_id, limit),
     )
     return [_delivery(r) for r in rows]
