@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import tether
@@ -59,6 +62,49 @@ def test_a_failing_write_rolls_back_alone(tmp_path: Path) -> None:
     store.close()
     assert rows == list(range(6))  # each value once; the duplicates failed alone
     assert len(errors) == 6
+
+
+def test_a_batch_keeps_what_succeeded_and_undoes_only_the_failed_job(tmp_path: Path) -> None:
+    """Jobs queued together commit together. One that fails before writing leaves nothing to
+    undo; one that fails after writing is undone alone (the batch is replayed with a savepoint
+    per job), and the rest of the batch still commits."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+    hold = threading.Event()
+    runs: list[str] = []
+
+    def blocker(tx: Any) -> None:
+        hold.wait(10)
+
+    def insert(value: int, fail_after: bool = False) -> Callable[[Any], int]:
+        def job(tx: Any) -> int:
+            runs.append(f"insert {value}")
+            tx.execute("INSERT INTO t VALUES (?)", (value,))
+            if fail_after:
+                raise ValueError(f"after writing {value}")
+            return value
+
+        return job
+
+    def fails_first(tx: Any) -> None:
+        tx.one("SELECT COUNT(*) FROM t")
+        raise KeyError("before writing")
+
+    first = store.submit(blocker)  # the writer is busy: the rest queue into one batch
+    time.sleep(0.05)
+    futures = [store.submit(insert(1)), store.submit(insert(2, fail_after=True)),
+               store.submit(fails_first), store.submit(insert(3))]  # fmt: skip
+    hold.set()
+    first.result(10)
+    assert futures[0].result(10) == 1 and futures[3].result(10) == 3
+    with pytest.raises(ValueError, match="after writing 2"):
+        futures[1].result(10)
+    with pytest.raises(KeyError):
+        futures[2].result(10)
+    rows = sorted(r[0] for r in store.read(lambda tx: tx.all("SELECT x FROM t")))
+    store.close()
+    assert rows == [1, 3]  # the failed job's insert was undone, no one else's
+    assert runs.count("insert 1") == 2  # the batch was replayed once, guarded
 
 
 def test_migrations_upgrade_an_older_store_and_refuse_a_newer_one(tmp_path: Path) -> None:

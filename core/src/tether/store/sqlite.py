@@ -39,15 +39,22 @@ class _SQLiteTx(TxState):
     def __init__(self, conn: sqlite3.Connection) -> None:
         super().__init__()
         self._conn = conn
+        self.wrote = False
+        """Whether this transaction ran anything but a SELECT (so a failure has to be undone)."""
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
+        self.wrote = True
         return self._conn.execute(sql, params).rowcount
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
+        if not sql.startswith("SELECT"):
+            self.wrote = True  # e.g. UPDATE ... RETURNING
         row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        if not sql.startswith("SELECT"):
+            self.wrote = True
         return self._conn.execute(sql, params).fetchall()
 
 
@@ -186,35 +193,12 @@ class SQLiteStore(Store):
         batch = [job for job in batch if job.future.set_running_or_notify_cancel()]
         if not batch:
             return
-        conn = self._wconn
-        outcomes: list[tuple[_Job, _SQLiteTx, Any, BaseException | None]] = []
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.Error as exc:
-            self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
+        outcomes = self._apply(batch, guarded=False)
+        if outcomes is None:  # a job failed after writing: undo all, then one savepoint each
+            outcomes = self._apply(batch, guarded=True)
+        if outcomes is None:
             return
-        alone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
-        for job in batch:
-            tx = _SQLiteTx(conn)
-            if not alone:
-                conn.execute("SAVEPOINT job")
-            try:
-                value = job.fn(tx)
-            except BaseException as exc:  # the job's own failure; roll back only its changes
-                if alone or not conn.in_transaction:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    else:  # SQLite aborted the whole transaction: every job in it is lost
-                        exc = StoreError(f"the write was aborted, nothing of it was stored: {exc}")
-                    self._fail(batch, _as_store_error(exc))
-                    return
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((job, tx, None, _as_store_error(exc)))
-            else:
-                if not alone:
-                    conn.execute("RELEASE job")
-                outcomes.append((job, tx, value, None))
+        conn = self._wconn
         try:
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
@@ -233,6 +217,59 @@ class SQLiteStore(Store):
                 except Exception:  # a callback's failure must not stop the writer
                     logger.exception("after-commit callback failed")
             job.future.set_result(value)
+
+    def _apply(
+        self, batch: list[_Job], *, guarded: bool
+    ) -> list[tuple[_Job, _SQLiteTx, Any, BaseException | None]] | None:
+        """Run the batch's jobs in one open transaction, ready to commit.
+
+        Unguarded (the first try), the jobs share one memo and take no savepoints: a job that
+        fails before it writes anything leaves nothing to undo. If one fails after writing,
+        everything is rolled back and None returned, for a guarded replay: each job in its own
+        savepoint, so only its own changes are undone. (A job is a function of its
+        transaction; a rolled-back try left nothing behind.) None also when the batch failed
+        as a whole; its futures then hold the error.
+        """
+        conn = self._wconn
+        outcomes: list[tuple[_Job, _SQLiteTx, Any, BaseException | None]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
+            return None
+        alone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
+        memo: dict[Any, Any] = {}
+        for job in batch:
+            tx = _SQLiteTx(conn)
+            if not guarded:
+                tx.memo = memo  # one transaction: what one job read holds for the next
+            elif not alone:
+                conn.execute("SAVEPOINT job")
+            try:
+                value = job.fn(tx)
+            except BaseException as exc:  # the job's own failure; roll back only its changes
+                if not conn.in_transaction:  # SQLite aborted the whole transaction
+                    exc = StoreError(f"the write was aborted, nothing of it was stored: {exc}")
+                    self._fail(batch, exc)
+                    return None
+                if not tx.wrote:  # nothing to undo
+                    outcomes.append((job, tx, None, _as_store_error(exc)))
+                    continue
+                if alone:
+                    conn.execute("ROLLBACK")
+                    self._fail(batch, _as_store_error(exc))
+                    return None
+                if not guarded:
+                    conn.execute("ROLLBACK")
+                    return None
+                conn.execute("ROLLBACK TO job")
+                conn.execute("RELEASE job")
+                outcomes.append((job, tx, None, _as_store_error(exc)))
+            else:
+                if guarded and not alone:
+                    conn.execute("RELEASE job")
+                outcomes.append((job, tx, value, None))
+        return outcomes
 
     @staticmethod
     def _fail(batch: list[_Job], error: BaseException) -> None:
