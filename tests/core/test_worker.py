@@ -186,3 +186,38 @@ def test_the_agent_feed_lists_work_in_order(client: tether.Client) -> None:
     assert client.agent_feed(AGENT, since=later[-1].seq) == []  # ended work is left out
     ended = client.agent_feed(AGENT, since=later[-1].seq, statuses=[Status.COMPLETED])
     assert [(i.intent_id, i.event_type) for i in ended] == [(first.intent_id, "intent.completed")]
+
+
+def test_lease_heartbeats_keep_leases_alive_on_shared_threads(db_url: str) -> None:
+    """Every heartbeat of the process renews on one scheduler and a small pool (a claim
+    starts no thread); each lease outlives its length while its block runs, and is renewed no
+    more once the block has ended."""
+    with tether.connect(db_url) as client:  # the real clock: leases expire in real time
+        ids = [client.create_intent("refund.request.v1", AGENT).intent_id for _ in range(12)]
+        claims = [client.claim_intent(i, lease_seconds=0.6) for i in ids]
+        before = threading.active_count()
+        beats = [tether.LeaseHeartbeat(client, c.lease, 0.6) for c in claims]
+        for beat in beats:
+            beat.__enter__()
+        time.sleep(1.5)  # 2.5 lease lengths
+        assert threading.active_count() <= before + 5  # the scheduler and a pool of 4
+        for i, beat in zip(ids, beats, strict=True):
+            assert beat.lease.expires_at > claims[0].lease.expires_at
+            with pytest.raises(tether.Conflict):  # still leased to its holder
+                client.claim_intent(i, lease_seconds=1)
+        for beat in beats:
+            beat.__exit__(None, None, None)
+        ended = [client.get_intent(i).lease for i in ids]
+        time.sleep(0.5)  # more than one renewal period
+        assert [client.get_intent(i).lease for i in ids] == ended  # nothing renewed after
+        assert not any(beat.lost.is_set() for beat in beats)
+
+
+def test_a_heartbeat_sees_its_lease_taken_over(db_url: str) -> None:
+    with tether.connect(db_url) as client:
+        intent_id = client.create_intent("refund.request.v1", AGENT).intent_id
+        claim = client.claim_intent(intent_id, lease_seconds=0.6)
+        with tether.LeaseHeartbeat(client, claim.lease, 0.6) as beat:
+            client.release(claim.lease)
+            client.claim_intent(intent_id, owner="another", lease_seconds=30)
+            assert beat.lost.wait(5)

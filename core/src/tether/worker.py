@@ -23,10 +23,14 @@ handler reads as straight-line code. Returning completes the intent; raising fai
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -64,13 +68,61 @@ class Suspended(BaseException):
         self.wait = wait
 
 
+class _Renewals:
+    """The process's lease renewals: one scheduler thread keeps every live
+    :class:`LeaseHeartbeat` in a heap by due time and hands each due renewal to a small pool,
+    so a claim costs no thread start and one slow renewal holds up no other."""
+
+    POOL = 4
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._due: list[tuple[float, int, LeaseHeartbeat]] = []
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        os.register_at_fork(after_in_child=self._forget)  # a forked child has no threads
+
+    def _forget(self) -> None:
+        self._cond = threading.Condition()
+        self._due, self._thread, self._pool = [], None, None
+
+    def schedule(self, beat: LeaseHeartbeat) -> None:
+        with self._cond:
+            heapq.heappush(
+                self._due, (time.monotonic() + beat.seconds / 3, next(self._order), beat)
+            )
+            if self._thread is None:
+                self._pool = ThreadPoolExecutor(self.POOL, thread_name_prefix="tether-lease")
+                self._thread = threading.Thread(
+                    target=self._run, daemon=True, name="tether-renewals"
+                )
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._due or self._due[0][0] > time.monotonic():
+                    self._cond.wait(self._due[0][0] - time.monotonic() if self._due else None)
+                beat = heapq.heappop(self._due)[2]
+                pool = self._pool
+            if not beat.ended and pool is not None:
+                pool.submit(beat._renew)
+
+
+_RENEWALS = _Renewals()
+
+
 class LeaseHeartbeat:
-    """Extends a lease every third of its length from a thread, while a ``with`` block runs.
+    """Extends a lease every third of its length, while a ``with`` block runs.
 
     The worker keeps each claim's lease alive with it; an adapter that runs work outside a
-    :class:`Worker` uses it the same way. A thread, not a task: a step that blocks an event
-    loop must not let the lease lapse. ``lease`` is the lease as last renewed; ``lost`` is
-    set once another worker took the intent over.
+    :class:`Worker` uses it the same way. The renewals run on the process's own threads (one
+    scheduler and a small pool, shared by every heartbeat), not on an event loop: a step that
+    blocks an event loop must not let the lease lapse. ``lease`` is the lease as last
+    renewed; ``lost`` is set once another worker took the intent over. No renewal runs after
+    the block has ended.
 
     Example::
 
@@ -90,31 +142,34 @@ class LeaseHeartbeat:
         self.lease = lease
         self.seconds = seconds
         self.lost = threading.Event()
+        self.ended = False
         self._on_renew = on_renew
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, daemon=True, name="tether-lease")
+        self._lock = threading.Lock()  # held by a renewal in flight; the block's end waits
 
     def __enter__(self) -> LeaseHeartbeat:
-        self._thread.start()
+        _RENEWALS.schedule(self)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
+        with self._lock:
+            self.ended = True
 
-    def _beat(self) -> None:
-        while not self._stop.wait(self.seconds / 3):
+    def _renew(self) -> None:
+        with self._lock:
+            if self.ended:
+                return
             try:
                 self.lease = self.client.heartbeat(self.lease, lease_seconds=self.seconds)
             except LeaseLost:
                 logger.warning("lost the lease on intent %s", self.lease.intent_id)
                 self.lost.set()
                 return
-            except TetherError:
+            except Exception:  # the store or server away, or worse: keep trying
                 logger.warning("lease heartbeat failed; retrying", exc_info=True)
-                continue
-            if self._on_renew is not None:
-                self._on_renew(self.lease)
+            else:
+                if self._on_renew is not None:
+                    self._on_renew(self.lease)
+        _RENEWALS.schedule(self)
 
 
 @dataclass

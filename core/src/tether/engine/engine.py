@@ -503,11 +503,17 @@ class Engine:
         deadline = time.monotonic() + wait
         while True:
             seen = self.store.topic_counter(topic)
-            found = self._write(
-                lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
-                                             intent_types, start, journal),
-                actor,
-            )  # fmt: skip
+            found = None
+            # a claim that may wait looks first (a read): idle workers woken by one new
+            # intent then make one write between them, not one each
+            if wait == 0 or self._read(
+                lambda tx, ctx: leases.any_claimable(tx, ctx, agent, intent_types), actor
+            ):
+                found = self._write(
+                    lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
+                                                 intent_types, start, journal),
+                    actor,
+                )  # fmt: skip
             remaining = deadline - time.monotonic()
             if found is not None or remaining <= 0:
                 return found

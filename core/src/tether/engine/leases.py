@@ -47,6 +47,28 @@ def _take(tx: Tx, ctx: Ctx, row: IntentRow, owner: str, seconds: float) -> Lease
     return lease
 
 
+def _claimable(ctx: Ctx, agent: str, intent_types: list[str] | None) -> tuple[str, list[object]]:
+    """Which intents a claim for ``agent`` may take: runnable, not under a live lease."""
+    where = [
+        "to_agent = ?",
+        f"status IN ({', '.join('?' * len(RUNNABLE))})",
+        "(lease_expires_at IS NULL OR lease_expires_at <= ?)",
+        "workspace = ?",
+    ]
+    params: list[object] = [agent, *(s.value for s in RUNNABLE), ctx.now_text, ctx.actor.workspace]
+    if intent_types:
+        where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
+        params.extend(intent_types)
+    return " AND ".join(where), params
+
+
+def any_claimable(tx: Tx, ctx: Ctx, agent: str, intent_types: list[str] | None) -> bool:
+    """Whether a claim could find work now: a read, so idle workers that race for one new
+    intent do not each pay for a write to learn that another took it."""
+    where, params = _claimable(ctx, agent, intent_types)
+    return tx.one(f"SELECT 1 FROM intents WHERE {where} LIMIT 1", params) is not None
+
+
 def claim(
     tx: Tx,
     ctx: Ctx,
@@ -63,18 +85,9 @@ def claim(
     _check_ttl(seconds)
     if mesh.check_claim(tx, ctx, agent) is not None:
         return None  # a paused or killed agent takes no work; its intents wait for it
-    where = [
-        "to_agent = ?",
-        f"status IN ({', '.join('?' * len(RUNNABLE))})",
-        "(lease_expires_at IS NULL OR lease_expires_at <= ?)",
-        "workspace = ?",
-    ]
-    params: list[object] = [agent, *(s.value for s in RUNNABLE), ctx.now_text, ctx.actor.workspace]
-    if intent_types:
-        where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
-        params.extend(intent_types)
+    where, params = _claimable(ctx, agent, intent_types)
     found = tx.one(
-        f"SELECT {INTENT_COLUMNS} FROM intents WHERE {' AND '.join(where)} "
+        f"SELECT {INTENT_COLUMNS} FROM intents WHERE {where} "
         "ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
         params,
     )
