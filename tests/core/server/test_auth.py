@@ -1,24 +1,45 @@
 """Keys: hashed, with roles and workspaces; 401 without one, 403 beyond a role, 404 across
-workspaces; and no public bind without keys."""
+workspaces; no public bind without keys; and the server's key cache, which must never let a
+revoked key through for long."""
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
+import tether
+from tether.server import auth
+from tether.server.auth import KeyCache
 
+from ...server_harness import running_server
 from .conftest import Server, free_port, new_key, start_server, tether_cli
 
 AGENT = "agent://acme/refunds"
+PATIENCE = 5.0
+"""How long a change made by another process may take to reach a running server (its key
+cache trusts an answer for ``auth.KEY_CACHE_SECONDS``, 1 s); generous, for a loaded machine."""
 
 
 def create(url: str, key: str, **extra: object) -> httpx.Response:
     body = {"intent_type": "refund.request.v1", "to_agent": AGENT, "correlation_id": str(uuid.uuid4()),
             "payload": {}, **extra}  # fmt: skip
     return httpx.post(f"{url}/v1/intents", json=body, headers={"x-api-key": key})
+
+
+def eventually(check: Callable[[], bool], seconds: float = PATIENCE) -> bool:
+    """Whether ``check`` comes true within ``seconds`` (polled)."""
+    deadline = time.monotonic() + seconds
+    while not check():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_a_key_is_required_once_keys_exist(server: Server) -> None:
@@ -48,7 +69,8 @@ def test_keys_are_stored_hashed_and_can_be_revoked(server: Server) -> None:
     key_id = key.split("_")[1]
     assert {k["key_id"] for k in listed} >= {key_id} and "secret" not in json.dumps(listed)
     assert tether_cli("keys", "revoke", key_id, "--db", server.db_url).returncode == 0
-    assert create(server.url, key).status_code == 401
+    # revoked by another process: the server's key cache lets it go within its time bound
+    assert eventually(lambda: create(server.url, key).status_code == 401)
 
 
 def test_roles(server: Server) -> None:
@@ -117,8 +139,95 @@ def test_development_mode_without_keys_on_loopback(tmp_path: Path) -> None:
         assert create(srv.url, "tk_bogus").status_code == 401  # a presented key must be valid
         body = {"intent_type": "a.b.v1", "to_agent": AGENT, "correlation_id": str(uuid.uuid4())}
         assert httpx.post(f"{srv.url}/v1/intents", json=body).status_code == 200
-        new_key(srv.db_url, "--role", "admin")
-        assert httpx.post(f"{srv.url}/v1/intents", json=body).status_code == 401
+        new_key(srv.db_url, "--role", "admin")  # another process: seen within the cache's bound
+        assert eventually(lambda: httpx.post(f"{srv.url}/v1/intents", json=body).status_code == 401)
     finally:
         srv.process.terminate()
         srv.process.wait(10)
+
+
+def test_a_key_revoked_by_another_process_stops_working_promptly(server: Server) -> None:
+    key = server.key("--role", "agent", "--agent", AGENT)
+    for _ in range(3):  # known to the server, and remembered by its key cache
+        assert create(server.url, key).status_code == 200
+    assert tether_cli("keys", "revoke", key.split("_")[1], "--db", server.db_url).returncode == 0
+    started = time.monotonic()
+    assert eventually(lambda: create(server.url, key).status_code == 401)
+    assert time.monotonic() - started < PATIENCE
+    assert [create(server.url, key).status_code for _ in range(3)] == [401] * 3  # and stays out
+
+
+def test_a_key_revoked_through_the_server_stops_working_at_once(server: Server) -> None:
+    key = server.key("--role", "agent", "--agent", AGENT)
+    assert create(server.url, key).status_code == 200
+    admin = {"x-api-key": server.admin}  # type: ignore[attr-defined]
+    revoked = httpx.delete(f"{server.url}/v1/keys/{key.split('_')[1]}", headers=admin)
+    assert revoked.status_code == 200
+    assert create(server.url, key).status_code == 401  # the very next request
+
+
+@pytest.fixture
+def counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[tether.Client, dict[str, int]]:
+    """An embedded client whose engine counts its key reads (the store reads the server's
+    key cache exists to save)."""
+    monkeypatch.setattr(auth, "KEY_CACHE_SECONDS", 60.0)  # only changes may end an answer here
+    local = tether.connect(f"sqlite:///{tmp_path / 'keys.db'}")
+    reads = {"authenticate": 0, "has_keys": 0}
+    engine = local.engine
+    real_authenticate, real_has_keys = engine.authenticate, engine.has_keys
+
+    def authenticate(presented: str) -> tether.ApiKey | None:
+        reads["authenticate"] += 1
+        return real_authenticate(presented)
+
+    def has_keys() -> bool:
+        reads["has_keys"] += 1
+        return real_has_keys()
+
+    monkeypatch.setattr(engine, "authenticate", authenticate)
+    monkeypatch.setattr(engine, "has_keys", has_keys)
+    return local, reads
+
+
+def test_keys_are_remembered_and_changes_in_process_apply_at_once(
+    counted: tuple[tether.Client, dict[str, int]],
+) -> None:
+    local, reads = counted
+    with local, running_server(local.engine) as url, httpx.Client(base_url=url) as http:
+        # development mode: asking whether the store has keys is not a read per request
+        assert [http.get("/v1/intents").status_code for _ in range(20)] == [200] * 20
+        assert 1 <= reads["has_keys"] <= 3  # (an unrelated commit may end an answer early)
+        key = local.engine.create_key(tether.KeyRole.AGENT, agent=AGENT).secret
+        assert http.get("/v1/intents").status_code == 401  # the very next request
+        mine = {"x-api-key": key}
+        assert [http.get("/v1/intents", headers=mine).status_code for _ in range(20)] == [200] * 20
+        assert 1 <= reads["authenticate"] <= 3
+        # an unknown key is never remembered: each try is a read, and a 401
+        bogus = {"x-api-key": f"tk_{'0' * 16}_{'x' * 43}"}
+        before = reads["authenticate"]
+        assert [http.get("/v1/intents", headers=bogus).status_code for _ in range(3)] == [401] * 3
+        assert reads["authenticate"] == before + 3
+        local.engine.revoke_key(key.split("_")[1])
+        assert http.get("/v1/intents", headers=mine).status_code == 401  # the very next request
+        assert http.get("/v1/intents").status_code == 200  # no live key left: development mode
+
+
+def test_the_cache_trusts_an_answer_for_a_bounded_time_and_holds_no_secret(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'bound.db'}"
+    with tether.connect(url) as here, tether.connect(url) as elsewhere:
+        key = here.engine.create_key(tether.KeyRole.ADMIN).secret
+        cache = KeyCache(here.engine, max_age=0.5)
+        assert cache.load(key) is not None and cache.cached(key) is not None
+        assert cache.load_has_keys() is True and cache.cached_has_keys() is True
+        held = repr(cache._keys)
+        assert key not in held and key.split("_")[2] not in held
+        # revoked through another store on the same file (as another process would): nothing
+        # moves this store's change counters, so only the time bound ends the answer
+        elsewhere.engine.revoke_key(key.split("_")[1])
+        assert eventually(lambda: cache.cached(key) is None, seconds=0.5 + PATIENCE)
+        assert eventually(lambda: cache.cached_has_keys() is None, seconds=0.5 + PATIENCE)
+        assert cache.load(key) is None and cache.load_has_keys() is False

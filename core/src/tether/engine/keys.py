@@ -13,7 +13,7 @@ from ..clock import from_text
 from ..errors import InvalidRequest, NotFound
 from ..model import ApiKey, KeyRole, NewKey
 from ..model.base import _agent_address
-from ..store import Tx
+from ..store import KEY_CHANGES, Tx
 from .context import Ctx
 from .records import dumps, ts
 
@@ -75,6 +75,7 @@ def create(
             ctx.now_text,
         ),
     )
+    tx.touch(KEY_CHANGES)  # a server's key cache re-reads (see tether.server.auth.KeyCache)
     key = ApiKey(key_id=key_id, role=role, agent=agent, subject=subject, groups=groups,
                  workspace=workspace, created_at=ctx.now)  # fmt: skip
     return NewKey(key=key, secret=f"tk_{key_id}_{secret}")
@@ -113,6 +114,7 @@ def revoke(tx: Tx, ctx: Ctx, key_id: str) -> None:
         != 1
     ):
         raise NotFound(f"no live key {key_id}")
+    tx.touch(KEY_CHANGES)
 
 
 def any_live(tx: Tx) -> bool:

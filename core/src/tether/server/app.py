@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import uuid
+import os
 from collections.abc import AsyncIterator
 
 from fastapi import FastAPI
@@ -17,6 +17,7 @@ from ..engine import Engine
 from ..settings import Settings
 from ..store import SQLiteStore
 from . import admin, agents, errors, inbox, inbox_web, intents, mesh, webhooks, work
+from .auth import KeyCache
 from .changes import ChangeFeed
 from .limits import BodyLimit, RateLimiter
 from .metrics import Metrics, MetricsMiddleware
@@ -27,7 +28,8 @@ TICK_SECONDS = 1.0
 
 
 class TraceId:
-    """Echo ``X-Trace-Id`` (or make one) on every response."""
+    """Echo ``X-Trace-Id`` (or make one: 32 random hex digits, a W3C trace id's shape) on
+    every response."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -36,7 +38,7 @@ class TraceId:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        trace = dict(scope.get("headers") or []).get(b"x-trace-id") or str(uuid.uuid4()).encode()
+        trace = dict(scope.get("headers") or []).get(b"x-trace-id") or os.urandom(16).hex().encode()
 
         async def with_trace(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -85,6 +87,7 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     )
     metrics = Metrics(engine)
     app.state.engine = engine
+    app.state.keys = KeyCache(engine)
     app.state.settings = settings
     app.state.changes = feed
     app.state.registry = metrics.registry

@@ -7,42 +7,41 @@ import json
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Query
+from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from ..clock import to_text
-from ..engine import Engine
 from ..errors import InvalidRequest
 from ..model import TERMINAL, ErrorInfo, Principal, Status
 from . import bodies as b
 from .auth import AGENTS, ANYONE, require
 from .bodies import MAX_SEQ
-from .changes import ChangeFeed
-from .deps import JSONModel, changes, engine, lease_token
+from .deps import JSONModel, Lease, engine_of, engine_read, feed_of
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 
+# Routes here take ``request`` and read the engine (and change feed) from it, rather than
+# depending on deps.engine: one dependency less for FastAPI to solve on every request.
 Anyone = Annotated[Principal, Depends(require(*ANYONE))]
 Agent = Annotated[Principal, Depends(require(*AGENTS))]
-EngineDep = Annotated[Engine, Depends(engine)]
-Lease = Annotated[str | None, Depends(lease_token)]
 
 
 @router.post("", response_model=b.Created, summary="Create an intent (AXP)")
 def create_intent(
     body: b.CreateIntent,
     who: Agent,
-    e: EngineDep,
+    request: Request,
     idempotency_key: Annotated[str | None, Header(max_length=255)] = None,
 ) -> JSONModel:
     """Create an intent. The same ``Idempotency-Key`` with the same body returns the same
     intent; with another body, 409. With ``human_task`` it waits for a person at once."""
+    e = engine_of(request)
     try:
-        request = body.to_new_intent()
+        new = body.to_new_intent()
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from None
-    intent = e.create_intent(request, idempotency_key=idempotency_key, actor=who)
+    intent = e.create_intent(new, idempotency_key=idempotency_key, actor=who)
     return JSONModel(
         b.Created(
             intent_id=intent.intent_id,
@@ -56,7 +55,7 @@ def create_intent(
 @router.get("", response_model=b.IntentList, summary="List intents")
 def list_intents(
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     status: Annotated[list[Status] | None, Query()] = None,
     to_agent: str | None = None,
     from_agent: str | None = None,
@@ -66,6 +65,7 @@ def list_intents(
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> JSONModel:
+    e = engine_of(request)
     page = e.list_intents(
         status=status, to_agent=to_agent, from_agent=from_agent, intent_type=intent_type,
         correlation_id=correlation_id, parent_intent_id=parent_intent_id, cursor=cursor,
@@ -78,24 +78,25 @@ def list_intents(
 async def get_intent(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
-    feed: Annotated[ChangeFeed, Depends(changes)],
+    request: Request,
     wait_seconds: Annotated[float, Query(ge=0, le=60)] = 0,
     after_seq: Annotated[int | None, Query(ge=0, le=MAX_SEQ)] = None,
 ) -> JSONModel:
     """With ``wait_seconds``, returns as soon as the intent changes past ``after_seq`` (default:
     its seq when the request arrived), or ends, or the time is up."""
+    e = engine_of(request)
+    feed = feed_of(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     seen = feed.version
-    intent = await run_in_threadpool(e.get_intent, intent_id, actor=who)
+    intent = await engine_read(request, e.get_intent, intent_id, actor=who)
     mark = intent.seq if after_seq is None else after_seq
     while intent.seq <= mark and not intent.terminal:
         remaining = deadline - loop.time()
         if remaining <= 0:
             break
         seen = await feed.wait(seen, remaining)
-        intent = await run_in_threadpool(e.get_intent, intent_id, actor=who)
+        intent = await engine_read(request, e.get_intent, intent_id, actor=who)
     return JSONModel(b.IntentOut(intent=intent))
 
 
@@ -103,10 +104,11 @@ async def get_intent(
 def list_events(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     limit: Annotated[int, Query(ge=1, le=10000)] = 1000,
 ) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(
         b.EventList(events=e.list_events(intent_id, since=since, limit=limit, actor=who))
     )
@@ -121,8 +123,7 @@ def list_events(
 async def stream_events(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
-    feed: Annotated[ChangeFeed, Depends(changes)],
+    request: Request,
     since: Annotated[int, Query(ge=0, le=MAX_SEQ)] = 0,
     wait_seconds: Annotated[int, Query(ge=1, le=60)] = 15,
     last_event_id: Annotated[str | None, Header()] = None,
@@ -130,6 +131,8 @@ async def stream_events(
     """Frames ``id: seq``, ``event: type``, ``data: json``; after ``wait_seconds`` with nothing
     new, ``event: stream.timeout`` with ``next_seq``. Resume with ``since`` (or
     ``Last-Event-ID``) and no event is skipped."""
+    e = engine_of(request)
+    feed = feed_of(request)
     if last_event_id and last_event_id.isdigit():
         since = max(since, int(last_event_id))
     await run_in_threadpool(e.get_intent, intent_id, actor=who)  # 404 before the stream starts
@@ -161,9 +164,12 @@ async def stream_events(
 @router.post(
     "/{intent_id}/resume", response_model=b.IntentOut, summary="Continue a waiting intent (AXP)"
 )
-def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lease) -> JSONModel:
+def resume(
+    intent_id: str, body: b.Resume, who: Anyone, request: Request, lease: Lease = None
+) -> JSONModel:
     """A person's ``task_result`` (outcome, comment, and the form's fields) resolves a human
     task; an agent resolves its tool, agent or time wait with ``outcome`` and ``result``."""
+    e = engine_of(request)
     if body.task_result is not None:
         extra: dict[str, Any] = dict(body.task_result.model_extra or {})
         data = extra.pop("data", None) if isinstance(extra.get("data"), dict) else None
@@ -183,8 +189,11 @@ def resume(intent_id: str, body: b.Resume, who: Anyone, e: EngineDep, lease: Lea
 
 
 @router.post("/{intent_id}/resolve", response_model=b.Resolved, summary="End an intent (AXP)")
-def resolve(intent_id: str, body: b.Resolve, who: Anyone, e: EngineDep, lease: Lease) -> JSONModel:
+def resolve(
+    intent_id: str, body: b.Resolve, who: Anyone, request: Request, lease: Lease = None
+) -> JSONModel:
     """COMPLETED (``result``), FAILED (``error``) or CANCELED (``reason``); 409 once terminal."""
+    e = engine_of(request)
     if body.status is Status.CANCELED and not body.reason:
         raise InvalidRequest("canceling an intent needs a reason")
     error = ErrorInfo(message=body.error) if isinstance(body.error, str) else body.error

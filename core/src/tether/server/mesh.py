@@ -35,7 +35,7 @@ from ..store import AGENT_CHANGES
 from .auth import ADMINS, AGENTS, ANYONE, require
 from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
-from .deps import JSONModel, changes, engine, lease_token
+from .deps import JSONModel, Lease, changes, engine
 
 router = APIRouter(prefix="/v1", tags=["mesh"])
 
@@ -44,7 +44,6 @@ AgentKey = Annotated[Principal, Depends(require(*AGENTS))]
 Admin = Annotated[Principal, Depends(require(*ADMINS))]
 EngineDep = Annotated[Engine, Depends(engine)]
 Feed = Annotated[ChangeFeed, Depends(changes)]
-Lease = Annotated[str | None, Depends(lease_token)]
 Generation = Annotated[int, Field(ge=0, le=MAX_SEQ)] | None
 
 
@@ -293,7 +292,7 @@ def mesh_events(
 
 @router.post("/intents/{intent_id}/check", response_model=Ok, summary="A boundary check")
 def check(
-    intent_id: str, who: AgentKey, e: EngineDep, lease: Lease, body: CheckIn | None = None
+    intent_id: str, who: AgentKey, e: EngineDep, lease: Lease = None, body: CheckIn | None = None
 ) -> JSONModel:
     """200 if the work may go on; 403 ``agent_killed``, ``agent_paused``,
     ``spend_approval_pending`` or ``tool_not_allowed``, or 409 ``intent_terminal`` if not."""
@@ -304,7 +303,7 @@ def check(
 @router.post("/intents/{intent_id}/usage", response_model=UsageOut,
              summary="Report a model turn's usage")  # fmt: skip
 def report_usage(
-    intent_id: str, body: UsageIn, who: AgentKey, e: EngineDep, lease: Lease
+    intent_id: str, body: UsageIn, who: AgentKey, e: EngineDep, lease: Lease = None
 ) -> JSONModel:
     report = e.report_usage(
         intent_id, model=body.model, tokens_in=body.tokens_in, tokens_out=body.tokens_out,

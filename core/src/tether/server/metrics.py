@@ -62,6 +62,10 @@ class MetricsMiddleware:
     def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
         self.app = app
         self.metrics = metrics
+        # the labelled children, once per label set (``labels()`` validates and locks on
+        # every call); never removed, as prometheus_client never removes them either
+        self._counted: dict[tuple[str, str, int], Counter] = {}
+        self._timed: dict[tuple[str, str], Histogram] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,8 +83,16 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
+            elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")
             method = scope["method"]
-            self.metrics.requests.labels(method, path, str(status)).inc()
-            self.metrics.latency.labels(method, path).observe(time.perf_counter() - started)
+            counted = self._counted.get((method, path, status))
+            if counted is None:
+                counted = self.metrics.requests.labels(method, path, str(status))
+                self._counted[method, path, status] = counted
+            counted.inc()
+            timed = self._timed.get((method, path))
+            if timed is None:
+                timed = self._timed[method, path] = self.metrics.latency.labels(method, path)
+            timed.observe(elapsed)

@@ -6,11 +6,10 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from ..clock import to_text
-from ..engine import Engine
 from ..engine.journal import MAX_KEYS
 from ..errors import InvalidRequest
 from ..model import Claim, NewIntent, Principal, WaitKind, WaitSpec
@@ -18,28 +17,28 @@ from ..model.principals import PrincipalKind
 from ..store import work_for
 from . import bodies as b
 from .auth import ADMINS, AGENTS, ANYONE, require
-from .changes import ChangeFeed
-from .deps import JSONModel, changes, engine, lease_token
+from .deps import JSONModel, Lease, engine_of, feed_of
 
 router = APIRouter(prefix="/v1", tags=["waits and work"])
 
+# Routes here take ``request`` and read the engine (and change feed) from it, rather than
+# depending on deps.engine: one dependency less for FastAPI to solve on every request.
 Anyone = Annotated[Principal, Depends(require(*ANYONE))]
 Agent = Annotated[Principal, Depends(require(*AGENTS))]
 Admin = Annotated[Principal, Depends(require(*ADMINS))]
-EngineDep = Annotated[Engine, Depends(engine)]
-Feed = Annotated[ChangeFeed, Depends(changes)]
-Lease = Annotated[str | None, Depends(lease_token)]
 
 
 @router.post("/intents/{intent_id}/acknowledge", response_model=b.IntentOut)
-def acknowledge(intent_id: str, who: Agent, e: EngineDep, lease: Lease) -> JSONModel:
+def acknowledge(intent_id: str, who: Agent, request: Request, lease: Lease = None) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.IntentOut(intent=e.acknowledge(intent_id, lease_token=lease, actor=who)))
 
 
 @router.post(
     "/intents/{intent_id}/start", response_model=b.LeaseOut, summary="Begin work under a lease"
 )
-def start(intent_id: str, body: b.Start, who: Agent, e: EngineDep) -> JSONModel:
+def start(intent_id: str, body: b.Start, who: Agent, request: Request) -> JSONModel:
+    e = engine_of(request)
     lease = e.start(
         intent_id, owner=body.owner or who.actor, lease_seconds=body.lease_seconds,
         lease_token=body.lease_token, actor=who,
@@ -48,27 +47,33 @@ def start(intent_id: str, body: b.Start, who: Agent, e: EngineDep) -> JSONModel:
 
 
 @router.post("/intents/{intent_id}/waits", response_model=b.WaitOut, summary="Open a wait")
-def open_wait(intent_id: str, body: WaitSpec, who: Agent, e: EngineDep, lease: Lease) -> JSONModel:
+def open_wait(
+    intent_id: str, body: WaitSpec, who: Agent, request: Request, lease: Lease = None
+) -> JSONModel:
     """A human task, a tool call (the wait carries its callback token), a child intent or a
     time. Idempotent by ``key``: the same key and spec return the same wait."""
+    e = engine_of(request)
     return JSONModel(b.WaitOut(wait=e.open_wait(intent_id, body, lease_token=lease, actor=who)))
 
 
 @router.get("/intents/{intent_id}/waits", response_model=b.WaitList)
-def list_waits(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+def list_waits(intent_id: str, who: Anyone, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.WaitList(waits=e.list_waits(intent_id, actor=who)))
 
 
 @router.get("/waits/{wait_id}", response_model=b.WaitOut)
-def get_wait(wait_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+def get_wait(wait_id: str, who: Anyone, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.WaitOut(wait=e.get_wait(wait_id, actor=who)))
 
 
 @router.post("/intents/{intent_id}/children", response_model=b.ChildOut, summary="Wait for a child")
 def wait_for_child(
-    intent_id: str, body: b.Child, who: Agent, e: EngineDep, lease: Lease
+    intent_id: str, body: b.Child, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
     """Create a child intent for another agent and wait until it ends, in one transaction."""
+    e = engine_of(request)
     spec = WaitSpec(
         kind=WaitKind.AGENT, key=body.key, child_intent_id="pending",
         deadline_at=body.deadline_at, on_timeout=body.on_timeout,
@@ -83,7 +88,8 @@ def wait_for_child(
 @router.post(
     "/intents/{intent_id}/respond", response_model=b.IntentOut, summary="Answer a human task"
 )
-def respond(intent_id: str, body: b.Respond, who: Anyone, e: EngineDep) -> JSONModel:
+def respond(intent_id: str, body: b.Respond, who: Anyone, request: Request) -> JSONModel:
+    e = engine_of(request)
     intent = e.respond(
         intent_id, body.outcome, comment=body.comment, data=body.data, wait_id=body.wait_id,
         actor=who,
@@ -94,11 +100,12 @@ def respond(intent_id: str, body: b.Respond, who: Anyone, e: EngineDep) -> JSONM
 @router.get("/me/tasks", response_model=b.TaskList, summary="Tasks waiting for a person (AXP)")
 def my_tasks(
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     mine: bool = True,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONModel:
     """An approver's key lists the tasks it may answer; ``mine=false`` lists every open task."""
+    e = engine_of(request)
     intents = e.list_tasks(mine=mine and who.kind is PrincipalKind.HUMAN, limit=limit, actor=who)
     tasks = []
     for intent in intents:
@@ -119,8 +126,9 @@ def my_tasks(
 
 
 @router.post("/callbacks/{token}", response_model=b.IntentOut, summary="A tool posts its result")
-def tool_callback(token: str, body: b.Callback, e: EngineDep) -> JSONModel:
+def tool_callback(token: str, body: b.Callback, request: Request) -> JSONModel:
     """The callback token is the credential: whoever holds it may post the result, once."""
+    e = engine_of(request)
     return JSONModel(
         b.IntentOut(
             intent=e.complete_tool(
@@ -131,7 +139,8 @@ def tool_callback(token: str, body: b.Callback, e: EngineDep) -> JSONModel:
 
 
 @router.post("/callbacks/{token}/heartbeat", response_model=b.WaitOut, summary="A tool is alive")
-def tool_heartbeat(token: str, body: b.Heartbeat, e: EngineDep) -> JSONModel:
+def tool_heartbeat(token: str, body: b.Heartbeat, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(
         b.WaitOut(
             wait=e.heartbeat_tool(
@@ -142,12 +151,14 @@ def tool_heartbeat(token: str, body: b.Heartbeat, e: EngineDep) -> JSONModel:
 
 
 @router.post("/timers/fire", response_model=b.Fired, summary="Fire due timers now")
-def fire_timers(who: Admin, e: EngineDep) -> JSONModel:
+def fire_timers(who: Admin, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.Fired(fired=e.fire_due_timers()))
 
 
 @router.get("/intents/{intent_id}/steps", response_model=b.StepList, summary="The steps journal")
-def list_steps(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
+def list_steps(intent_id: str, who: Anyone, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.StepList(steps=e.list_steps(intent_id, actor=who)))
 
 
@@ -155,9 +166,10 @@ def list_steps(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
 def get_step(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     key: Annotated[str, Query(min_length=1, max_length=512)],
 ) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.StepOut(step=e.get_step(intent_id, key, actor=who)))
 
 
@@ -165,9 +177,10 @@ def get_step(
     "/intents/{intent_id}/steps", response_model=b.StepOut, summary="Record a finished step"
 )
 def record_step(
-    intent_id: str, body: b.RecordStep, who: Agent, e: EngineDep, lease: Lease
+    intent_id: str, body: b.RecordStep, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
     """The first record of a key wins; recording it again returns the first result."""
+    e = engine_of(request)
     return JSONModel(
         b.StepOut(
             step=e.record_step(
@@ -181,17 +194,19 @@ def record_step(
 def get_state(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     key: Annotated[str, Query(min_length=1, max_length=255)] = "default",
 ) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(b.StateOut(state=e.get_state(intent_id, key, actor=who)))
 
 
 @router.put("/intents/{intent_id}/state", response_model=b.StateOut, summary="Write state (CAS)")
 def put_state(
-    intent_id: str, body: b.PutState, who: Agent, e: EngineDep, lease: Lease
+    intent_id: str, body: b.PutState, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
     """Compare-and-set: 409 unless ``expected_version`` is the stored version (0: none)."""
+    e = engine_of(request)
     state = e.put_state(
         intent_id, body.data, expected_version=body.expected_version, key=body.key,
         lease_token=lease, actor=who,
@@ -205,13 +220,14 @@ def put_state(
 def list_state(
     intent_id: str,
     who: Anyone,
-    e: EngineDep,
+    request: Request,
     prefix: Annotated[str, Query(max_length=255)] = "",
     after: Annotated[str, Query(max_length=255)] = "",
     limit: Annotated[int, Query(ge=1, le=MAX_KEYS)] = 100,
 ) -> JSONModel:
     """Keys (version and time of the last write, no data) that start with ``prefix`` and
     sort after ``after``, in code point order: pass the last key back as ``after``."""
+    e = engine_of(request)
     keys = e.list_state(intent_id, prefix=prefix, after=after, limit=limit, actor=who)
     return JSONModel(b.StateKeys(keys=keys))
 
@@ -220,14 +236,15 @@ def list_state(
 def delete_state(
     intent_id: str,
     who: Agent,
-    e: EngineDep,
-    lease: Lease,
+    request: Request,
+    lease: Lease = None,
     key: Annotated[str, Query(min_length=1, max_length=255)] | None = None,
     prefix: Annotated[str, Query(max_length=255)] | None = None,
     expected_version: Annotated[int, Query(ge=0, le=b.MAX_SEQ)] | None = None,
 ) -> JSONModel:
     """One ``key`` (with ``expected_version``: 409 unless it is the stored version), or every
     key that starts with ``prefix`` (not empty); ``deleted`` says how many."""
+    e = engine_of(request)
     if key is not None and prefix is None:
         done = e.delete_state(
             intent_id, key, expected_version=expected_version, lease_token=lease, actor=who
@@ -243,9 +260,11 @@ def delete_state(
 
 
 @router.post("/claims", response_model=b.ClaimOut, summary="Claim the next runnable intent")
-async def claim(body: b.ClaimNext, who: Agent, e: EngineDep, feed: Feed) -> JSONModel:
+async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
     """With ``wait_seconds``, a long poll: an intent of the agent that becomes claimable
     (created, resumed, released, here or through another replica) ends it at once."""
+    e = engine_of(request)
+    feed = feed_of(request)
     if who.kind is PrincipalKind.AGENT and body.agent != who.name:
         from ..errors import Forbidden
 
@@ -270,7 +289,8 @@ async def claim(body: b.ClaimNext, who: Agent, e: EngineDep, feed: Feed) -> JSON
 
 
 @router.post("/intents/{intent_id}/claim", response_model=b.ClaimOut, summary="Claim one intent")
-def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, e: EngineDep) -> JSONModel:
+def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(
         b.ClaimOut(
             claim=e.claim_intent(
@@ -284,7 +304,8 @@ def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, e: EngineDep) -> 
 
 
 @router.post("/intents/{intent_id}/lease/heartbeat", response_model=b.LeaseOut)
-def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, e: EngineDep) -> JSONModel:
+def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, request: Request) -> JSONModel:
+    e = engine_of(request)
     return JSONModel(
         b.LeaseOut(
             lease=e.heartbeat_lease(
@@ -295,6 +316,7 @@ def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, e: EngineDep
 
 
 @router.post("/intents/{intent_id}/lease/release", response_model=b.Ok)
-def release_lease(intent_id: str, body: b.LeaseRelease, who: Agent, e: EngineDep) -> JSONModel:
+def release_lease(intent_id: str, body: b.LeaseRelease, who: Agent, request: Request) -> JSONModel:
+    e = engine_of(request)
     e.release_lease(intent_id, body.token, actor=who)
     return JSONModel(b.Ok())

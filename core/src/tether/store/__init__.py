@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import AGENT_CHANGES, Store, Tx, work_for
+from .base import AGENT_CHANGES, KEY_CHANGES, Store, Tx, work_for
 from .schema import LATEST, MIGRATIONS, Migration
 from .sqlite import SQLiteStore, sqlite_path
 
@@ -30,6 +30,7 @@ def open_store(url: str | None = None) -> Store:
 __all__ = [
     "AGENT_CHANGES",
     "DEFAULT_URL",
+    "KEY_CHANGES",
     "LATEST",
     "MIGRATIONS",
     "Migration",

@@ -19,6 +19,9 @@ Row = tuple[Any, ...]
 AGENT_CHANGES = "agents"
 """The topic of a change to an agent's status or policy (what an agent's guard watches)."""
 
+KEY_CHANGES = "keys"
+"""The topic of an API key being created or revoked (what a server's key cache watches)."""
+
 
 def work_for(agent: str) -> str:
     """The topic of an agent's intents becoming claimable (what an idle worker waits on)."""
