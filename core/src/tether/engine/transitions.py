@@ -140,6 +140,8 @@ def append_event(
             ctes.append(("f", "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? "
                               "RETURNING feed_seq", (row.to_agent,)))  # fmt: skip
             assigned += ", feed_seq = COALESCE((SELECT feed_seq FROM f), feed_seq)"
+        if target in TERMINAL:
+            ctes.append(("t", _CANCEL_TIMERS, (row.intent_id,)))
         changed = tx.execute(
             f"WITH {', '.join(f'{name} AS ({sql})' for name, sql, _ in ctes)} "
             f"UPDATE intents SET {assigned} {where}",
@@ -153,11 +155,12 @@ def append_event(
         _on_terminal(tx, ctx, row)
 
 
+_CANCEL_TIMERS = "UPDATE timers SET status = 'canceled' WHERE intent_id = ? AND status = 'pending'"
+
+
 def _on_terminal(tx: Tx, ctx: Ctx, row: IntentRow) -> None:
-    tx.execute(
-        "UPDATE timers SET status = 'canceled' WHERE intent_id = ? AND status = 'pending'",
-        (row.intent_id,),
-    )
+    if tx.dialect != "postgresql":  # (on PostgreSQL the event's statement canceled them)
+        tx.execute(_CANCEL_TIMERS, (row.intent_id,))
     from .waits import child_ended  # waits depend on transitions, not the other way round
 
     child_ended(tx, ctx, row)

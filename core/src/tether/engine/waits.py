@@ -254,17 +254,25 @@ def _close(
     result: Any = None,
     comment: str | None = None,
 ) -> None:
-    changed = tx.execute(
+    close = (
         "UPDATE waits SET status = ?, resolved_at = ?, outcome = ?, result = ?, comment = ?, "
-        "resolved_by = ? WHERE wait_id = ? AND status = 'open'",
-        (status.value, ctx.now_text, outcome, dumps(result), comment, ctx.actor.actor, wait_id),
+        "resolved_by = ? WHERE wait_id = ? AND status = 'open'"
     )
+    params = (status.value, ctx.now_text, outcome, dumps(result), comment, ctx.actor.actor,
+              wait_id)  # fmt: skip
+    timers = "UPDATE timers SET status = 'canceled' WHERE wait_id = ? AND status = 'pending'"
+    assignees = "DELETE FROM task_assignees WHERE wait_id = ?"
+    if tx.dialect == "postgresql":  # one round trip; a wait closed already rolls it all back
+        changed = tx.execute(
+            f"WITH t AS ({timers}), a AS ({assignees}) {close}", (wait_id, wait_id, *params)
+        )
+    else:
+        changed = tx.execute(close, params)
     if changed != 1:
         raise WaitResolved(f"wait {wait_id} is already closed", details={"wait_id": wait_id})
-    tx.execute(
-        "UPDATE timers SET status = 'canceled' WHERE wait_id = ? AND status = 'pending'", (wait_id,)
-    )
-    tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
+    if tx.dialect != "postgresql":
+        tx.execute(timers, (wait_id,))
+        tx.execute(assignees, (wait_id,))
 
 
 def _resume(
