@@ -506,9 +506,7 @@ class Engine:
             found = None
             # a claim that may wait looks first (a read): idle workers woken by one new
             # intent then make one write between them, not one each
-            if wait == 0 or self._read(
-                lambda tx, ctx: leases.any_claimable(tx, ctx, agent, intent_types), actor
-            ):
+            if wait == 0 or self.claimable(agent, intent_types=intent_types, actor=actor):
                 found = self._write(
                     lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
                                                  intent_types, start, journal),
@@ -518,6 +516,12 @@ class Engine:
             if found is not None or remaining <= 0:
                 return found
             self.store.wait_for_change(seen, remaining, topic=topic)
+
+    def claimable(
+        self, agent: str, *, intent_types: list[str] | None = None, actor: Principal | None = None
+    ) -> bool:
+        """Whether a claim for ``agent`` could find work now (a read, no lease taken)."""
+        return self._read(lambda tx, ctx: leases.any_claimable(tx, ctx, agent, intent_types), actor)
 
     def agent_feed(
         self,
