@@ -65,7 +65,7 @@ def tether_serve(
             wait_ready(url, process, patience, f"tether serve{f' (see {log})' if log else ''}")
             yield Served(url, process)
         finally:
-            process.terminate()  # open long polls hold a graceful shutdown up to their window
+            process.terminate()  # SIGTERM: long polls answer at once and the server exits
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:

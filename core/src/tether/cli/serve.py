@@ -30,9 +30,8 @@ def serve(
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the HTTP server (AXP's intent API, tether's extensions, /metrics, /openapi.json)."""
-    import uvicorn
-
     from ..server import create_app
+    from ..server.serving import run
     from ..settings import Settings
 
     with client(db) as c:
@@ -51,13 +50,7 @@ def serve(
             )
         app = create_app(engine, Settings())
         console.print(f"tether serving {c.store.url} on http://{host}:{port}")
-        # long polls and streams would hold a graceful shutdown for their whole window; their
-        # clients reconnect to another replica (or this one, restarted) anyway
-        uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
-                    timeout_graceful_shutdown=GRACEFUL_SECONDS)  # fmt: skip
-
-
-GRACEFUL_SECONDS = 3
+        run(app, host=host, port=port, log_level=log_level)
 
 
 def migrate(db: DbOption = None) -> None:

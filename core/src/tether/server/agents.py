@@ -73,7 +73,7 @@ async def stream(
             for item in items:
                 yield f"id: {item.seq}\nevent: {item.event_type}\ndata: {item.model_dump_json()}\n\n"
                 next_seq = item.seq
-            remaining = deadline - loop.time()
+            remaining = feed.remaining(deadline)
             if remaining <= 0:
                 break
             if not items:
@@ -105,7 +105,7 @@ async def poll(
         items = await run_in_threadpool(
             e.agent_feed, agent, since=since, statuses=wanted, limit=limit, actor=who
         )
-        remaining = deadline - loop.time()
+        remaining = feed.remaining(deadline)
         if items or remaining <= 0:
             break
         await feed.wait(seen, remaining)

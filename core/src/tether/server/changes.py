@@ -22,6 +22,10 @@ class ChangeFeed:
         self._waiters: set[asyncio.Future[None]] = set()
         self.version = 0
         self._unsubscribe: Callable[[], None] | None = None
+        self.draining = False
+        """The server is shutting down: waits end at once and long polls and streams answer
+        with what they have (their clients reconnect, to another replica or this one
+        restarted), so a rolling deploy is not held up for their whole window."""
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -37,6 +41,22 @@ class ChangeFeed:
         if loop is not None and not loop.is_closed():
             loop.call_soon_threadsafe(self._wake)
 
+    def drain(self) -> None:
+        """Begin the shutdown (see :attr:`draining`); safe to call from any thread."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self.draining = True
+        self._wake()
+
+    def remaining(self, deadline: float) -> float:
+        """Seconds left until ``deadline`` (on the loop's clock); none once draining."""
+        if self.draining:
+            return 0.0
+        return deadline - asyncio.get_running_loop().time()
+
     def _wake(self) -> None:
         self.version += 1
         for waiter in self._waiters:
@@ -48,7 +68,7 @@ class ChangeFeed:
         """Return once the version moves past ``seen`` (or after ``timeout``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self.version == seen:
+        while self.version == seen and not self.draining:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
@@ -70,7 +90,7 @@ class ChangeFeed:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         version = self.version
-        while self._store.topic_counter(topic) == seen:
+        while self._store.topic_counter(topic) == seen and not self.draining:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 return

@@ -142,8 +142,8 @@ async def live(request: Request) -> Response:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + 25
         yield "retry: 1000\n\n"
-        while loop.time() < deadline:
-            now = await feed.wait(seen, deadline - loop.time())
+        while (remaining := feed.remaining(deadline)) > 0:
+            now = await feed.wait(seen, remaining)
             if now != seen:
                 seen = now
                 yield "event: changed\ndata: {}\n\n"

@@ -92,7 +92,7 @@ async def get_intent(
     intent = await engine_read(request, e.get_intent, intent_id, actor=who)
     mark = intent.seq if after_seq is None else after_seq
     while intent.seq <= mark and not intent.terminal:
-        remaining = deadline - loop.time()
+        remaining = feed.remaining(deadline)
         if remaining <= 0:
             break
         seen = await feed.wait(seen, remaining)
@@ -150,7 +150,7 @@ async def stream_events(
                 next_seq = event.seq
             if events and events[-1].status in TERMINAL:
                 return
-            remaining = deadline - loop.time()
+            remaining = feed.remaining(deadline)
             if remaining <= 0:
                 break
             await feed.wait(seen, remaining)

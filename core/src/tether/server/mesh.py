@@ -252,7 +252,7 @@ async def get_agent(
     while True:
         seen = e.store.topic_counter(AGENT_CHANGES)
         agent = await run_in_threadpool(e.get_agent, target, actor=who)
-        remaining = deadline - loop.time()
+        remaining = feed.remaining(deadline)
         if agent.generation > after_generation or remaining <= 0:
             return JSONModel(AgentOut(agent=agent))
         await feed.wait_topic(AGENT_CHANGES, seen, remaining)  # re-read once an agent changed

@@ -167,7 +167,10 @@ async def dispatch(
             if due:
                 await asyncio.gather(*(_send(engine, settings, http, *item) for item in due))
                 continue
-            await feed.wait(seen, idle)
+            if feed.draining:  # shutting down: its waits end at once, so keep the idle pace
+                await asyncio.sleep(idle)
+            else:
+                await feed.wait(seen, idle)
             # commits that land meanwhile are seen by the next look, which reads the store
             pause = looked + CHECK_INTERVAL - loop.time()
             if pause > 0:

@@ -288,7 +288,7 @@ async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
         seen = e.store.topic_counter(topic)
         found = await run_in_threadpool(attempt, woken)
         woken = True
-        remaining = deadline - loop.time()
+        remaining = feed.remaining(deadline)
         if found is not None or remaining <= 0:
             return JSONModel(b.ClaimOut(claim=found))
         await feed.wait_topic(topic, seen, remaining)
