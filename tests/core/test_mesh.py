@@ -258,6 +258,20 @@ def test_every_change_is_a_new_generation_with_compare_and_set_and_an_audit_entr
     assert client.mesh_events(agent=AGENT, after=log[0].event_id) == log[1:]
 
 
+def test_a_guard_answers_a_boundary_right_after_a_change_made_here(client: Client) -> None:
+    """A boundary asks the guard first: a pause or scope change made through this process is
+    seen by the very next boundary, not once the watcher catches up."""
+    guard = client.guard(AGENT)
+    assert guard.allows() and guard.allows("search")
+    for _ in range(3):
+        client.pause_agent(AGENT, reason="deploying")
+        assert not guard.allows()  # at once, every time
+        client.resume_agent(AGENT)
+        assert guard.allows()
+    client.set_policy(AGENT, AgentPolicy(tools=ToolPolicy(allow=["lookup.*"])))
+    assert not guard.allows("search") and guard.allows("lookup.order")
+
+
 def test_a_guard_learns_of_a_kill_without_asking(client: Client) -> None:
     guard = client.guard(AGENT)
     assert not guard.stopped

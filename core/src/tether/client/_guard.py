@@ -3,8 +3,9 @@
 A kill, pause, resume or policy change bumps the agent's generation; the guard long-polls for
 that (over HTTP, or on the store's change notification in-process) and so learns of it within
 the propagation bound everywhere in a fleet, even in a process that is in the middle of a long
-step. Boundaries still ask the store or server (``Client.check``); the guard is for reacting at
-once: a worker stops claiming, a long loop checks ``guard.stopped`` between items.
+step. A boundary (the worker's and every adapter's) asks :meth:`AgentGuard.allows` first and
+the store (``Client.check``, ``authorize_tool``) only when it says no; a worker stops claiming
+while ``guard.stopped``; a long loop may check it between items.
 """
 
 from __future__ import annotations
@@ -43,13 +44,24 @@ class AgentGuard:
         handle(item)
     """
 
-    def __init__(self, backend: _Watcher, address: str, *, poll_seconds: float = 25.0) -> None:
+    def __init__(
+        self,
+        backend: _Watcher,
+        address: str,
+        *,
+        poll_seconds: float = 25.0,
+        changes: Callable[[], int] | None = None,
+    ) -> None:
         self.address = address
         self._backend = backend
         self._poll = poll_seconds
         self._changed = threading.Condition()
         self._callbacks: list[Callable[[Agent], None]] = []
         self._closed = threading.Event()
+        self._changes = changes
+        """In-process: the store's counter of agent changes, so a boundary right after a
+        change committed in this process sees it (the watcher would a moment later)."""
+        self._seen = changes() if changes is not None else 0
         self._agent = backend.register_agent(address)
         self._thread = threading.Thread(
             target=self._run, name=f"tether-guard:{address}", daemon=True
@@ -81,8 +93,33 @@ class AgentGuard:
     def allows(self, tool: str | None = None) -> bool:
         """Whether a boundary may go on without asking the store: the agent is active (and
         ``tool``, if given, in its scope) as last seen. When it says no, ask the store
-        (``client.check`` / ``authorize_tool``), which decides and records the refusal."""
+        (``client.check`` / ``authorize_tool``), which decides and records the refusal.
+
+        In-process it is current: an agent change committed in this process (the counter
+        moved since the guard last looked) is read before it answers. Over HTTP a change made
+        through the same client is current at once, and one made elsewhere arrives through
+        the watcher's long poll."""
+        if self._changes is not None and (now := self._changes()) != self._seen:
+            agent = self._backend.watch_agent(
+                self.address, after_generation=self._agent.generation, timeout=0
+            )
+            self._seen = now  # read before the agent: a later change moves it again
+            self.adopt(agent)
         return not self.stopped and (tool is None or self.tool_allowed(tool))
+
+    def adopt(self, agent: Agent) -> None:
+        """Take ``agent`` as the current view if it is newer (what a change made through this
+        process returned, or what the watcher read), and tell the callbacks."""
+        with self._changed:
+            if agent.address != self.address or agent.generation <= self._agent.generation:
+                return
+            self._agent = agent
+            self._changed.notify_all()
+        for callback in list(self._callbacks):
+            try:
+                callback(agent)
+            except Exception:
+                logger.exception("guard callback failed")
 
     def tool_allowed(self, tool: str) -> bool:
         """The agent's tool scope as last seen (the server's check is the authority)."""
@@ -143,12 +180,4 @@ class AgentGuard:
                 logger.exception("watching %s failed; retrying", self.address)
                 self._closed.wait(1.0)
                 continue
-            if agent.generation != self._agent.generation:
-                with self._changed:
-                    self._agent = agent
-                    self._changed.notify_all()
-                for callback in list(self._callbacks):
-                    try:
-                        callback(agent)
-                    except Exception:
-                        logger.exception("guard callback failed")
+            self.adopt(agent)

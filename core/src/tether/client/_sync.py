@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 import threading
@@ -47,7 +48,7 @@ from ..model import (
     WaitSpec,
 )
 from ..model.waits import MAX_SECONDS
-from ..store import Store
+from ..store import AGENT_CHANGES, Store
 from ._guard import AgentGuard
 from ._http import HttpBackend
 
@@ -599,32 +600,39 @@ class Client:
     ) -> Agent:
         """Kill an agent: its new intents, in and out, are refused and its running ones stop
         at their next boundary (held, not failed). :meth:`resume_agent` undoes it."""
-        return self._engine.set_agent_status(
+        return self._changed(self._engine.set_agent_status(
             address, AgentStatus.KILLED, reason=reason, generation=generation
-        )
+        ))  # fmt: skip
 
     def pause_agent(
         self, address: str, *, reason: str | None = None, generation: int | None = None
     ) -> Agent:
         """Pause an agent: new intents to it queue up, its running ones stop at their next
         boundary, and nothing fails; :meth:`resume_agent` releases the work."""
-        return self._engine.set_agent_status(
+        return self._changed(self._engine.set_agent_status(
             address, AgentStatus.PAUSED, reason=reason, generation=generation
-        )
+        ))  # fmt: skip
 
     def resume_agent(
         self, address: str, *, reason: str | None = None, generation: int | None = None
     ) -> Agent:
-        return self._engine.set_agent_status(
+        return self._changed(self._engine.set_agent_status(
             address, AgentStatus.ACTIVE, reason=reason, generation=generation
-        )
+        ))  # fmt: skip
 
     def set_policy(
         self, address: str, policy: AgentPolicy, *, generation: int | None = None
     ) -> Agent:
         """Replace the agent's policy. Pass the ``generation`` you read to be refused
         (:class:`tether.StaleGeneration`) if someone changed it meanwhile."""
-        return self._engine.set_agent_policy(address, policy, generation=generation)
+        return self._changed(self._engine.set_agent_policy(address, policy, generation=generation))
+
+    def _changed(self, agent: Agent) -> Agent:
+        """An agent this client just changed: its guard here, if any, sees it at once."""
+        guard = self._guards.get(agent.address)
+        if guard is not None:
+            guard.adopt(agent)
+        return agent
 
     def agent_heartbeat(self, address: str, metrics: dict[str, Any] | None = None) -> Agent:
         """Tell tether the agent is alive (its health); AXP's metrics may ride along."""
@@ -700,7 +708,13 @@ class Client:
                 # in-process the watcher wakes on the store's change notification anyway; a
                 # short window only bounds how long closing the client waits for it
                 poll = 25.0 if isinstance(self._engine, HttpBackend) else 0.25
-                guard = self._guards[address] = AgentGuard(self._engine, address, poll_seconds=poll)
+                changes = None
+                if isinstance(self._engine, Engine):
+                    store = self._engine.store
+                    changes = functools.partial(store.topic_counter, AGENT_CHANGES)
+                guard = self._guards[address] = AgentGuard(
+                    self._engine, address, poll_seconds=poll, changes=changes
+                )
             return guard
 
     # -- waiting in a live process -----------------------------------------------------------
