@@ -67,6 +67,9 @@ class Binding:
     on_tool_denied: ToolDeniedPolicy = "tell_model"
     price: PriceFn | None = None
     boundary: StepBoundary | None = None
+    guard: tether.AgentGuard | None = None
+    """The agent's live view in this process: a boundary asks the store only when it says
+    the agent is stopped or the tool out of scope (the store then decides and records it)."""
     occurrences: Counter[str] = field(default_factory=Counter)
     shown: dict[tuple[int, int], str] = field(default_factory=dict)
     """What the model sees instead of running a tool (a recorded result, a denial), by
@@ -86,8 +89,18 @@ class Binding:
             raise Abort(exc) from exc
 
     def check(self) -> None:
-        """A boundary: stop here if the agent was killed or paused, or the intent ended."""
+        """A boundary: stop here if the agent was killed or paused. The guard answers while
+        the agent is active; an intent canceled meanwhile shows at the next write."""
+        if self.guard is not None and self.guard.allows():
+            return
         self.call(self.client.check, self.intent_id, lease=self.lease)
+
+    def authorize_tool(self, tool: str) -> None:
+        """Before a tool runs: ``tether.ToolDenied`` if the agent's scope leaves it out (on
+        the intent's trail), a stop if the agent was killed or paused."""
+        if self.guard is not None and self.guard.allows(tool):
+            return
+        self.client.authorize_tool(self.intent_id, tool, lease=self.lease)
 
     def record(self, key: str, value: Any) -> Any:
         """Journal a finished step (the first record wins) and return what is on record."""

@@ -85,7 +85,7 @@ def tool_key(binding: Binding, ctx: Any) -> str:
 def _before_tool(binding: Binding, ctx: Any) -> bool | None:
     slot = _slot(ctx.tool_input)
     try:
-        binding.client.authorize_tool(binding.intent_id, ctx.tool_name, lease=binding.lease)
+        binding.authorize_tool(ctx.tool_name)
     except tether.ToolDenied as denied:
         binding.denials.append({"tool": ctx.tool_name, "message": denied.message})
         if binding.on_tool_denied == "fail":

@@ -189,6 +189,7 @@ class DurableRun(ABC):
         return Binding(
             client=client, intent_id=intent.intent_id, lease=lease, scope=scope, steps=steps,
             on_tool_denied=self.on_tool_denied, price=self.price, boundary=boundary,
+            guard=client.guard(self.agent),
         )  # fmt: skip
 
     installed = staticmethod(installed)

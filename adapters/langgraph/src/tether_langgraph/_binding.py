@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_config
-from tether import Client, Lease, Wait
+from tether import AgentGuard, Client, Lease, Wait
 
 from . import _layout
 
@@ -39,6 +39,9 @@ class RunBinding:
     runner opens the wait after the graph stops, then starts the tool with its token."""
     price: Callable[[str, int, int], float] | None = None
     """A model turn's cost in USD from the model's name and its tokens in and out."""
+    guard: AgentGuard | None = None
+    """The agent's live view in this process: a boundary asks the store only when it says
+    the agent is stopped or the tool out of scope (the store then decides and records it)."""
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def find_wait(self, key: str) -> Wait | None:

@@ -29,13 +29,19 @@ from ._binding import RunBinding
 
 
 def node_start(binding: RunBinding, node: str) -> None:
-    """A node of the run is about to start: a killed or paused agent stops here."""
+    """A node of the run is about to start: a killed or paused agent stops here. The agent's
+    guard answers while the agent is active (no round trip); otherwise the store decides and
+    records the hold. An intent canceled meanwhile shows at the run's next write."""
+    if binding.guard is not None and binding.guard.allows():
+        return
     binding.client.check(binding.intent_id, lease=binding.lease())
 
 
 def tool_call(binding: RunBinding, tool: str) -> None:
     """A tool is about to be called (not found in the journal): as :func:`node_start`, and
     ``tether.ToolDenied`` (on the intent's trail) when the agent's scope leaves it out."""
+    if binding.guard is not None and binding.guard.allows(tool):
+        return
     binding.client.authorize_tool(binding.intent_id, tool, lease=binding.lease())
 
 

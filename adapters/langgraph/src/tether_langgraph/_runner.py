@@ -120,6 +120,7 @@ class _Attempt:
             agent=durable.agent,
             lease=lambda: ctx.lease,
             price=durable.price,
+            guard=durable.client.guard(durable.agent),
         )
         self.config: RunnableConfig = {
             "configurable": {"thread_id": self.thread_id, CONFIG_KEY: self.binding},
