@@ -108,7 +108,10 @@ class _Renewals:
                 beat = heapq.heappop(self._due)[2]
                 pool = self._pool
             if not beat.ended and pool is not None:
-                pool.submit(beat._renew)
+                try:
+                    pool.submit(beat._renew)
+                except RuntimeError:  # the interpreter is shutting down: nothing to renew for
+                    return
 
 
 _RENEWALS = _Renewals()
