@@ -501,12 +501,13 @@ class Engine:
             raise InvalidRequest("wait is between 0 and 300 seconds")
         topic = work_for(agent)
         deadline = time.monotonic() + wait
+        woken = False
         while True:
             seen = self.store.topic_counter(topic)
             found = None
-            # a claim that may wait looks first (a read): idle workers woken by one new
-            # intent then make one write between them, not one each
-            if wait == 0 or self.claimable(agent, intent_types=intent_types, actor=actor):
+            # once woken, a claim looks first (a read): idle workers woken by one new intent
+            # then make one write between them, not one each
+            if not woken or self.claimable(agent, intent_types=intent_types, actor=actor):
                 found = self._write(
                     lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
                                                  intent_types, start, journal),
@@ -516,6 +517,7 @@ class Engine:
             if found is not None or remaining <= 0:
                 return found
             self.store.wait_for_change(seen, remaining, topic=topic)
+            woken = True
 
     def claimable(
         self, agent: str, *, intent_types: list[str] | None = None, actor: Principal | None = None
