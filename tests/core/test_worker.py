@@ -221,3 +221,33 @@ def test_a_heartbeat_sees_its_lease_taken_over(db_url: str) -> None:
             client.release(claim.lease)
             client.claim_intent(intent_id, owner="another", lease_seconds=30)
             assert beat.lost.wait(5)
+
+
+def test_an_idle_worker_polls_with_reads_and_claims_when_work_comes(store_url: str) -> None:
+    """A claimer that found nothing last time looks (a read) before it claims (a write): an
+    idle fleet polling makes no writes, and work that arrives is still claimed at once."""
+    with tether.connect(store_url) as client:
+        store = client.engine.store
+        writes: list[int] = []
+        write = store.write
+
+        def counted(fn: object) -> object:
+            writes.append(1)
+            return write(fn)  # type: ignore[arg-type]
+
+        store.write = counted  # type: ignore[method-assign]
+        worker = tether.Worker(client, agent=AGENT, poll_seconds=0.05)
+        ran: list[str] = []
+
+        @worker.handler("refund.request.v1")
+        def refund(ctx: tether.WorkContext) -> dict[str, bool]:
+            ran.append(ctx.intent.intent_id)
+            return {"ok": True}
+
+        assert not worker.run_once()  # the first claim writes, and finds nothing
+        before = len(writes)
+        for _ in range(5):
+            assert not worker.run_once()
+        assert len(writes) == before  # idle: reads only
+        intent = client.create_intent("refund.request.v1", AGENT)
+        assert worker.run_once() and ran == [intent.intent_id]

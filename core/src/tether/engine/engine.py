@@ -7,6 +7,7 @@ engine's default principal (an admin of the default workspace in library mode).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import time
 from collections.abc import Callable
@@ -82,6 +83,8 @@ class Engine:
 
             raise CorruptStore("the store has no secret; it was not created by tether")
         self._secret: str = row[0]
+        self._idle: dict[tuple[str, str], None] = {}
+        """(agent, owner) of claims that found nothing last time (bounded; oldest first)."""
         if fire_timers_on_open:
             self.fire_due_timers()
 
@@ -501,13 +504,15 @@ class Engine:
             raise InvalidRequest("wait is between 0 and 300 seconds")
         topic = work_for(agent)
         deadline = time.monotonic() + wait
-        woken = False
+        # A claimer that found nothing last time, or was woken, looks first (a read): idle
+        # workers polling make no writes, and idle workers woken by one new intent make one
+        # write between them, not one each. A busy claimer claims straight away.
+        idle = (agent, owner)
+        look = idle in self._idle
         while True:
             seen = self.store.topic_counter(topic)
             found = None
-            # once woken, a claim looks first (a read): idle workers woken by one new intent
-            # then make one write between them, not one each
-            if not woken or self.claimable(agent, intent_types=intent_types, actor=actor):
+            if not look or self.claimable(agent, intent_types=intent_types, actor=actor):
                 found = self._write(
                     lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
                                                  intent_types, start, journal),
@@ -515,9 +520,19 @@ class Engine:
                 )  # fmt: skip
             remaining = deadline - time.monotonic()
             if found is not None or remaining <= 0:
+                self._remember(idle, found is None)
                 return found
             self.store.wait_for_change(seen, remaining, topic=topic)
-            woken = True
+            look = True
+
+    def _remember(self, claimer: tuple[str, str], idle: bool) -> None:
+        if not idle:
+            self._idle.pop(claimer, None)
+        elif claimer not in self._idle:
+            self._idle[claimer] = None
+            while len(self._idle) > 4096:  # many claimers come and go: forget the oldest
+                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                    del self._idle[next(iter(self._idle))]
 
     def claimable(
         self, agent: str, *, intent_types: list[str] | None = None, actor: Principal | None = None

@@ -270,11 +270,7 @@ async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
 
         raise Forbidden("an agent key claims only its own agent's intents", code="wrong_agent")
 
-    def attempt(woken: bool) -> Claim | None:
-        # woken, it looks first (a read): idle workers woken by one new intent then make
-        # one write between them, not one each
-        if woken and not e.claimable(body.agent, intent_types=body.intent_types, actor=who):
-            return None
+    def attempt() -> Claim | None:  # an idle claimer looks first (see Engine.claim)
         return e.claim(
             body.agent, owner=body.owner or who.actor, lease_seconds=body.lease_seconds,
             intent_types=body.intent_types, start=body.start, journal=body.journal, actor=who,
@@ -283,11 +279,9 @@ async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
     topic = work_for(body.agent)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + body.wait_seconds
-    woken = False
     while True:
         seen = e.store.topic_counter(topic)
-        found = await run_in_threadpool(attempt, woken)
-        woken = True
+        found = await run_in_threadpool(attempt)
         remaining = feed.remaining(deadline)
         if found is not None or remaining <= 0:
             return JSONModel(b.ClaimOut(claim=found))
