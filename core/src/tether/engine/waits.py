@@ -262,17 +262,17 @@ def _close(
               wait_id)  # fmt: skip
     timers = "UPDATE timers SET status = 'canceled' WHERE wait_id = ? AND status = 'pending'"
     assignees = "DELETE FROM task_assignees WHERE wait_id = ?"
-    if tx.dialect == "postgresql":  # one round trip; a wait closed already rolls it all back
+    # (for a wait closed already, the timer cancel and the assignee delete change nothing)
+    if tx.dialect == "postgresql":  # one statement
         changed = tx.execute(
             f"WITH t AS ({timers}), a AS ({assignees}) {close}", (wait_id, wait_id, *params)
         )
     else:
         changed = tx.execute(close, params)
-    if changed != 1:
-        raise WaitResolved(f"wait {wait_id} is already closed", details={"wait_id": wait_id})
-    if tx.dialect != "postgresql":
         tx.execute(timers, (wait_id,))
         tx.execute(assignees, (wait_id,))
+    if changed != 1:
+        raise WaitResolved(f"wait {wait_id} is already closed", details={"wait_id": wait_id})
 
 
 def _resume(

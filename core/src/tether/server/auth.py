@@ -89,6 +89,10 @@ class KeyCache:
     def _counter(self) -> int:
         return self._store.topic_counter(KEY_CHANGES)
 
+    def _fresh(self, counter: int, at: float) -> bool:
+        """Whether an answer read at counter ``counter`` and time ``at`` is still trusted."""
+        return counter == self._counter() and time.monotonic() - at < self.max_age
+
     @staticmethod
     def _id(presented: str) -> bytes:
         return hashlib.sha256(presented.encode()).digest()
@@ -99,7 +103,7 @@ class KeyCache:
         if entry is None:
             return None
         counter, at, key, who = entry
-        if counter != self._counter() or time.monotonic() - at >= self.max_age:
+        if not self._fresh(counter, at):
             return None
         return key, who
 
@@ -126,7 +130,7 @@ class KeyCache:
         if entry is None:
             return None
         counter, at, any_live = entry
-        if counter != self._counter() or time.monotonic() - at >= self.max_age:
+        if not self._fresh(counter, at):
             return None
         return any_live
 
