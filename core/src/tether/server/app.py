@@ -15,7 +15,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import __version__
 from ..engine import Engine
 from ..settings import Settings
-from ..store import SQLiteStore
 from . import admin, agents, errors, inbox, inbox_web, intents, mesh, webhooks, work
 from .auth import KeyCache
 from .changes import ChangeFeed
@@ -92,7 +91,6 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     app.state.changes = feed
     app.state.registry = metrics.registry
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
-    app.state.inline_reads = isinstance(engine.store, SQLiteStore)
     errors.install(app)
     app.include_router(intents.router)
     app.include_router(work.router)

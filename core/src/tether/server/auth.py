@@ -21,7 +21,7 @@ from ..engine import Engine
 from ..errors import Forbidden, Unauthorized
 from ..model import ApiKey, Principal, PrincipalKind
 from ..store import KEY_CHANGES
-from .deps import engine_read
+from .deps import engine_call
 
 
 def presented_key(request: Request) -> str | None:
@@ -150,7 +150,7 @@ async def principal(request: Request) -> Principal:
     if key is None:
         any_live = cache.cached_has_keys()
         if any_live is None:
-            any_live = await engine_read(request, cache.load_has_keys)
+            any_live = await engine_call(request, cache.load_has_keys)
         if any_live:
             raise Unauthorized("an API key is required (x-api-key or Authorization: Bearer)",
                                code="missing_api_key")  # fmt: skip
@@ -159,7 +159,7 @@ async def principal(request: Request) -> Principal:
         return who
     found = cache.cached(key)
     if found is None:
-        found = await engine_read(request, cache.load, key)
+        found = await engine_call(request, cache.load, key)
         if found is None:
             raise Unauthorized(
                 "the API key is not valid (unknown or revoked)", code="invalid_api_key"

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Annotated, ParamSpec, TypeVar
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any, ParamSpec, TypeVar
 
 from fastapi import Header, Request
 from fastapi.responses import Response
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
+from ..store.bridge import run_bridged
 from .changes import ChangeFeed
 
 P = ParamSpec("P")
@@ -39,13 +41,34 @@ def feed_of(request: Request) -> ChangeFeed:
     return c
 
 
-async def engine_read(request: Request, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-    """An engine read from an ``async`` route or dependency: inline on the embedded store (a
-    local read is cheaper than the hop to a worker thread and back), on the threadpool for a
-    networked one, whose round trip must not hold the event loop (``app.state.inline_reads``)."""
-    if request.app.state.inline_reads:
-        return fn(*args, **kwargs)
+async def engine_call(
+    where: Request | Engine, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Call the engine (of ``where``, a request or the engine) from an ``async`` route. On the
+    embedded store it runs on the event loop itself
+    (:func:`~tether.store.bridge.run_bridged`): a local read is cheaper than the hop to a
+    worker thread and back, and a write's commit is awaited, not waited for in a thread. On a
+    networked store it runs in the threadpool, since its round trips must not hold the loop."""
+    e = where if isinstance(where, Engine) else engine_of(where)
+    if e.store.embedded:
+        return await run_bridged(fn, *args, **kwargs)
     return await run_in_threadpool(fn, *args, **kwargs)
+
+
+def on_engine(route: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
+    """Make a plain ``def`` route run as :func:`engine_call` runs the engine: on the event
+    loop for the embedded store, in the threadpool otherwise (where FastAPI would run it).
+    For routes of bounded work only (one intent, one page): a long scan would hold the loop.
+    The route takes ``request: Request`` or ``e: EngineDep``; FastAPI reads its signature
+    through the wrapper."""
+
+    @functools.wraps(route)
+    async def run(*args: P.args, **kwargs: P.kwargs) -> T:
+        where = kwargs.get("e") or kwargs.get("request")
+        assert isinstance(where, Request | Engine), "an on_engine route takes request or e"
+        return await engine_call(where, route, *args, **kwargs)
+
+    return run
 
 
 Lease = Annotated[str | None, Header(alias="x-lease-token")]

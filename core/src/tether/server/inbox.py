@@ -18,7 +18,7 @@ from ..errors import Forbidden, InvalidRequest
 from ..model import Event, Intent, Principal, PrincipalKind
 from .auth import ANYONE, require
 from .bodies import Body
-from .deps import JSONModel, engine
+from .deps import JSONModel, engine, on_engine
 
 router = APIRouter(prefix="/v1/inbox", tags=["inbox"])
 
@@ -162,29 +162,34 @@ def changes(
 
 
 @router.get("/{thread_id}", response_model=ThreadOut, summary="One thread (AXP)")
+@on_engine
 def get_thread(thread_id: str, who: Anyone, e: EngineDep) -> JSONModel:
     return JSONModel(ThreadOut(thread=_thread(e, thread_id, who)))
 
 
 @router.post("/{thread_id}/approve", response_model=ThreadOut, summary="Approve the thread's task")
+@on_engine
 def approve(thread_id: str, body: Comment, who: Anyone, e: EngineDep) -> JSONModel:
     e.respond(thread_id, "approved", comment=body.comment, actor=who)
     return JSONModel(ThreadOut(thread=_thread(e, thread_id, who)))
 
 
 @router.post("/{thread_id}/reject", response_model=ThreadOut, summary="Reject the thread's task")
+@on_engine
 def reject(thread_id: str, body: Comment, who: Anyone, e: EngineDep) -> JSONModel:
     e.respond(thread_id, "rejected", comment=body.comment, actor=who)
     return JSONModel(ThreadOut(thread=_thread(e, thread_id, who)))
 
 
 @router.post("/{thread_id}/reply", response_model=ThreadOut, summary="Add a message")
+@on_engine
 def reply(thread_id: str, body: Reply, who: Anyone, e: EngineDep) -> JSONModel:
     e.reply(thread_id, body.message, actor=who)  # 409 once the thread's intent has ended
     return JSONModel(ThreadOut(thread=_thread(e, thread_id, who)))
 
 
 @router.post("/{thread_id}/delegate", response_model=ThreadOut, summary="Hand the task to someone")
+@on_engine
 def delegate(thread_id: str, body: Delegate, who: Anyone, e: EngineDep) -> JSONModel:
     e.delegate(thread_id, body.delegate_to, note=body.note, actor=who)
     return JSONModel(ThreadOut(thread=_thread(e, thread_id, who)))

@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..clock import to_text
 from ..errors import InvalidRequest
@@ -17,7 +16,7 @@ from ..model import TERMINAL, ErrorInfo, Principal, Status
 from . import bodies as b
 from .auth import AGENTS, ANYONE, require
 from .bodies import MAX_SEQ
-from .deps import JSONModel, Lease, engine_of, engine_read, feed_of
+from .deps import JSONModel, Lease, engine_call, engine_of, feed_of, on_engine
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 
@@ -28,6 +27,7 @@ Agent = Annotated[Principal, Depends(require(*AGENTS))]
 
 
 @router.post("", response_model=b.Created, summary="Create an intent (AXP)")
+@on_engine
 def create_intent(
     body: b.CreateIntent,
     who: Agent,
@@ -89,14 +89,14 @@ async def get_intent(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     seen = feed.version
-    intent = await engine_read(request, e.get_intent, intent_id, actor=who)
+    intent = await engine_call(request, e.get_intent, intent_id, actor=who)
     mark = intent.seq if after_seq is None else after_seq
     while intent.seq <= mark and not intent.terminal:
         remaining = feed.remaining(deadline)
         if remaining <= 0:
             break
         seen = await feed.wait(seen, remaining)
-        intent = await engine_read(request, e.get_intent, intent_id, actor=who)
+        intent = await engine_call(request, e.get_intent, intent_id, actor=who)
     return JSONModel(b.IntentOut(intent=intent))
 
 
@@ -135,7 +135,7 @@ async def stream_events(
     feed = feed_of(request)
     if last_event_id and last_event_id.isdigit():
         since = max(since, int(last_event_id))
-    await run_in_threadpool(e.get_intent, intent_id, actor=who)  # 404 before the stream starts
+    await engine_call(request, e.get_intent, intent_id, actor=who)  # 404 before the stream starts
 
     async def frames() -> AsyncIterator[str]:
         loop = asyncio.get_running_loop()
@@ -143,7 +143,7 @@ async def stream_events(
         next_seq = since
         while True:
             seen = feed.version
-            events = await run_in_threadpool(e.list_events, intent_id, since=next_seq, actor=who)
+            events = await engine_call(request, e.list_events, intent_id, since=next_seq, actor=who)
             for event in events:
                 data = event.model_dump_json()
                 yield f"id: {event.seq}\nevent: {event.event_type}\ndata: {data}\n\n"
@@ -164,6 +164,7 @@ async def stream_events(
 @router.post(
     "/{intent_id}/resume", response_model=b.IntentOut, summary="Continue a waiting intent (AXP)"
 )
+@on_engine
 def resume(
     intent_id: str, body: b.Resume, who: Anyone, request: Request, lease: Lease = None
 ) -> JSONModel:
@@ -189,6 +190,7 @@ def resume(
 
 
 @router.post("/{intent_id}/resolve", response_model=b.Resolved, summary="End an intent (AXP)")
+@on_engine
 def resolve(
     intent_id: str, body: b.Resolve, who: Anyone, request: Request, lease: Lease = None
 ) -> JSONModel:

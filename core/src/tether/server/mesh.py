@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import Field, TypeAdapter, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import Forbidden, InvalidRequest
@@ -35,7 +34,7 @@ from ..store import AGENT_CHANGES
 from .auth import ADMINS, AGENTS, ANYONE, require
 from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
-from .deps import JSONModel, Lease, changes, engine
+from .deps import JSONModel, Lease, changes, engine, engine_call, on_engine
 
 router = APIRouter(prefix="/v1", tags=["mesh"])
 
@@ -169,6 +168,7 @@ def list_agents(
 
 
 @router.post("/mesh/agents", response_model=AgentOut, summary="Register an agent")
+@on_engine
 def register(body: Register, who: AgentKey, e: EngineDep) -> JSONModel:
     """An admin registers any agent of its workspace; an agent key registers its own."""
     address = own_agent(body.address, who)
@@ -246,12 +246,12 @@ async def get_agent(
     change), which is how every process of a fleet learns of a change within a second."""
     target = address_of(address)
     if after_generation is None or wait_seconds <= 0:
-        return JSONModel(AgentOut(agent=await run_in_threadpool(e.get_agent, target, actor=who)))
+        return JSONModel(AgentOut(agent=await engine_call(e, e.get_agent, target, actor=who)))
     loop = asyncio.get_running_loop()
     deadline = loop.time() + wait_seconds
     while True:
         seen = e.store.topic_counter(AGENT_CHANGES)
-        agent = await run_in_threadpool(e.get_agent, target, actor=who)
+        agent = await engine_call(e, e.get_agent, target, actor=who)
         remaining = feed.remaining(deadline)
         if agent.generation > after_generation or remaining <= 0:
             return JSONModel(AgentOut(agent=agent))
@@ -259,6 +259,7 @@ async def get_agent(
 
 
 @router.post("/mesh/heartbeat", response_model=HeartbeatOut, summary="Agent heartbeat (AXP)")
+@on_engine
 def heartbeat(who: AgentKey, e: EngineDep, body: HeartbeatIn | None = None) -> JSONModel:
     body = body or HeartbeatIn()
     if who.kind is PrincipalKind.AGENT:
@@ -291,6 +292,7 @@ def mesh_events(
 
 
 @router.post("/intents/{intent_id}/check", response_model=Ok, summary="A boundary check")
+@on_engine
 def check(
     intent_id: str, who: AgentKey, e: EngineDep, lease: Lease = None, body: CheckIn | None = None
 ) -> JSONModel:
@@ -302,6 +304,7 @@ def check(
 
 @router.post("/intents/{intent_id}/usage", response_model=UsageOut,
              summary="Report a model turn's usage")  # fmt: skip
+@on_engine
 def report_usage(
     intent_id: str, body: UsageIn, who: AgentKey, e: EngineDep, lease: Lease = None
 ) -> JSONModel:
@@ -314,5 +317,6 @@ def report_usage(
 
 @router.get("/intents/{intent_id}/usage", response_model=IntentUsageOut,
             summary="An intent's total usage")  # fmt: skip
+@on_engine
 def intent_usage(intent_id: str, who: Anyone, e: EngineDep) -> JSONModel:
     return JSONModel(IntentUsageOut(usage=e.intent_usage(intent_id, actor=who)))

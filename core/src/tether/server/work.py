@@ -7,7 +7,6 @@ import asyncio
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request
-from starlette.concurrency import run_in_threadpool
 
 from ..clock import to_text
 from ..engine.journal import MAX_KEYS
@@ -17,7 +16,7 @@ from ..model.principals import PrincipalKind
 from ..store import work_for
 from . import bodies as b
 from .auth import ADMINS, AGENTS, ANYONE, require
-from .deps import JSONModel, Lease, engine_of, feed_of
+from .deps import JSONModel, Lease, engine_call, engine_of, feed_of, on_engine
 
 router = APIRouter(prefix="/v1", tags=["waits and work"])
 
@@ -29,6 +28,7 @@ Admin = Annotated[Principal, Depends(require(*ADMINS))]
 
 
 @router.post("/intents/{intent_id}/acknowledge", response_model=b.IntentOut)
+@on_engine
 def acknowledge(intent_id: str, who: Agent, request: Request, lease: Lease = None) -> JSONModel:
     e = engine_of(request)
     return JSONModel(b.IntentOut(intent=e.acknowledge(intent_id, lease_token=lease, actor=who)))
@@ -37,6 +37,7 @@ def acknowledge(intent_id: str, who: Agent, request: Request, lease: Lease = Non
 @router.post(
     "/intents/{intent_id}/start", response_model=b.LeaseOut, summary="Begin work under a lease"
 )
+@on_engine
 def start(intent_id: str, body: b.Start, who: Agent, request: Request) -> JSONModel:
     e = engine_of(request)
     lease = e.start(
@@ -47,6 +48,7 @@ def start(intent_id: str, body: b.Start, who: Agent, request: Request) -> JSONMo
 
 
 @router.post("/intents/{intent_id}/waits", response_model=b.WaitOut, summary="Open a wait")
+@on_engine
 def open_wait(
     intent_id: str, body: WaitSpec, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
@@ -57,18 +59,21 @@ def open_wait(
 
 
 @router.get("/intents/{intent_id}/waits", response_model=b.WaitList)
+@on_engine
 def list_waits(intent_id: str, who: Anyone, request: Request) -> JSONModel:
     e = engine_of(request)
     return JSONModel(b.WaitList(waits=e.list_waits(intent_id, actor=who)))
 
 
 @router.get("/waits/{wait_id}", response_model=b.WaitOut)
+@on_engine
 def get_wait(wait_id: str, who: Anyone, request: Request) -> JSONModel:
     e = engine_of(request)
     return JSONModel(b.WaitOut(wait=e.get_wait(wait_id, actor=who)))
 
 
 @router.post("/intents/{intent_id}/children", response_model=b.ChildOut, summary="Wait for a child")
+@on_engine
 def wait_for_child(
     intent_id: str, body: b.Child, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
@@ -88,6 +93,7 @@ def wait_for_child(
 @router.post(
     "/intents/{intent_id}/respond", response_model=b.IntentOut, summary="Answer a human task"
 )
+@on_engine
 def respond(intent_id: str, body: b.Respond, who: Anyone, request: Request) -> JSONModel:
     e = engine_of(request)
     intent = e.respond(
@@ -126,6 +132,7 @@ def my_tasks(
 
 
 @router.post("/callbacks/{token}", response_model=b.IntentOut, summary="A tool posts its result")
+@on_engine
 def tool_callback(token: str, body: b.Callback, request: Request) -> JSONModel:
     """The callback token is the credential: whoever holds it may post the result, once."""
     e = engine_of(request)
@@ -139,6 +146,7 @@ def tool_callback(token: str, body: b.Callback, request: Request) -> JSONModel:
 
 
 @router.post("/callbacks/{token}/heartbeat", response_model=b.WaitOut, summary="A tool is alive")
+@on_engine
 def tool_heartbeat(token: str, body: b.Heartbeat, request: Request) -> JSONModel:
     e = engine_of(request)
     return JSONModel(
@@ -163,6 +171,7 @@ def list_steps(intent_id: str, who: Anyone, request: Request) -> JSONModel:
 
 
 @router.get("/intents/{intent_id}/step", response_model=b.StepOut, summary="One journal step")
+@on_engine
 def get_step(
     intent_id: str,
     who: Anyone,
@@ -176,6 +185,7 @@ def get_step(
 @router.post(
     "/intents/{intent_id}/steps", response_model=b.StepOut, summary="Record a finished step"
 )
+@on_engine
 def record_step(
     intent_id: str, body: b.RecordStep, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
@@ -191,6 +201,7 @@ def record_step(
 
 
 @router.get("/intents/{intent_id}/state", response_model=b.StateOut, summary="Read opaque state")
+@on_engine
 def get_state(
     intent_id: str,
     who: Anyone,
@@ -202,6 +213,7 @@ def get_state(
 
 
 @router.put("/intents/{intent_id}/state", response_model=b.StateOut, summary="Write state (CAS)")
+@on_engine
 def put_state(
     intent_id: str, body: b.PutState, who: Agent, request: Request, lease: Lease = None
 ) -> JSONModel:
@@ -233,6 +245,7 @@ def list_state(
 
 
 @router.delete("/intents/{intent_id}/state", response_model=b.Deleted, summary="Delete state")
+@on_engine
 def delete_state(
     intent_id: str,
     who: Agent,
@@ -281,7 +294,7 @@ async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
     deadline = loop.time() + body.wait_seconds
     while True:
         seen = e.store.topic_counter(topic)
-        found = await run_in_threadpool(attempt)
+        found = await engine_call(request, attempt)
         remaining = feed.remaining(deadline)
         if found is not None or remaining <= 0:
             return JSONModel(b.ClaimOut(claim=found))
@@ -289,6 +302,7 @@ async def claim(body: b.ClaimNext, who: Agent, request: Request) -> JSONModel:
 
 
 @router.post("/intents/{intent_id}/claim", response_model=b.ClaimOut, summary="Claim one intent")
+@on_engine
 def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, request: Request) -> JSONModel:
     e = engine_of(request)
     return JSONModel(
@@ -304,6 +318,7 @@ def claim_intent(intent_id: str, body: b.ClaimOne, who: Agent, request: Request)
 
 
 @router.post("/intents/{intent_id}/lease/heartbeat", response_model=b.LeaseOut)
+@on_engine
 def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, request: Request) -> JSONModel:
     e = engine_of(request)
     return JSONModel(
@@ -316,6 +331,7 @@ def heartbeat_lease(intent_id: str, body: b.LeaseRenew, who: Agent, request: Req
 
 
 @router.post("/intents/{intent_id}/lease/release", response_model=b.Ok)
+@on_engine
 def release_lease(intent_id: str, body: b.LeaseRelease, who: Agent, request: Request) -> JSONModel:
     e = engine_of(request)
     e.release_lease(intent_id, body.token, actor=who)

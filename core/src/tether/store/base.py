@@ -78,6 +78,10 @@ class Store(abc.ABC):
     """
 
     url: str
+    embedded = False
+    """Whether the store is local to this process (reads do no network round trip, and a
+    write waits only for its commit future): the server then runs engine calls on its event
+    loop (:mod:`tether.store.bridge`) instead of in worker threads."""
 
     @abc.abstractmethod
     def write(self, fn: Callable[[Tx], T]) -> T: ...

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError, TetherError
 from .base import Row, Store, Tx, TxState
+from .bridge import wait_future
 from .migrations import apply_migrations
 from .schema import MIGRATIONS, Migration
 
@@ -76,6 +77,8 @@ def sqlite_path(url: str) -> str:
 
 class SQLiteStore(Store):
     """The embedded store, one file. Safe for many threads and many processes at once."""
+
+    embedded = True
 
     def __init__(
         self,
@@ -158,7 +161,7 @@ class SQLiteStore(Store):
             raise RuntimeError("store.write() called from inside a write")
         job = _Job(fn)
         self._queue.put(job)
-        result: T = job.future.result()
+        result: T = wait_future(job.future)  # on an event loop, under run_bridged: awaited
         return result
 
     def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:

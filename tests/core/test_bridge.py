@@ -1,0 +1,96 @@
+"""The bridge that runs the engine on an event loop: writes are awaited, not blocked on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import threading
+from collections.abc import Iterator
+
+import pytest
+import tether
+from tether.store.bridge import await_only, bridged, run_bridged
+
+AGENT = "agent://test/refunds"
+TRACE: contextvars.ContextVar[str] = contextvars.ContextVar("trace", default="none")
+
+
+def test_a_bridged_call_returns_raises_and_sees_the_callers_context() -> None:
+    def inner(x: int) -> tuple[int, str, bool]:
+        value = await_only(asyncio.sleep(0, result=x + 1))
+        return value, TRACE.get(), bridged()
+
+    def fails() -> None:
+        await_only(asyncio.sleep(0))
+        raise KeyError("inside")
+
+    async def main() -> None:
+        TRACE.set("t-1")
+        assert await run_bridged(inner, 41) == (42, "t-1", True)
+        with pytest.raises(KeyError, match="inside"):
+            await run_bridged(fails)
+        assert not bridged()
+
+    asyncio.run(main())
+    never = asyncio.sleep(0)
+    with pytest.raises(RuntimeError, match="outside run_bridged"):
+        await_only(never)
+    never.close()
+
+
+@contextlib.contextmanager
+def _writer_held(db_url: str) -> Iterator[tuple[tether.Client, str, threading.Event]]:
+    """A client, an intent, and the store's writer thread held inside a write until the
+    yielded event is set (it is set on the way out, whatever happens)."""
+    holding, release = threading.Event(), threading.Event()
+
+    def hold(tx: object) -> None:
+        holding.set()
+        release.wait(10)
+
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("refund.request.v1", AGENT)
+        client.engine.store.submit(hold)
+        assert holding.wait(5)
+        try:
+            yield client, intent.intent_id, release
+        finally:
+            release.set()
+
+
+def test_a_bridged_write_leaves_the_event_loop_free(db_url: str) -> None:
+    """While a write waits for the writer, the loop runs other work; then the write lands."""
+    with _writer_held(db_url) as (client, intent_id, release):
+
+        async def main() -> None:
+            write = asyncio.ensure_future(run_bridged(client.engine.record_step, intent_id, "a", 1))
+            ticks = 0
+            for _ in range(5):  # the loop keeps turning while the write is queued
+                await asyncio.sleep(0.01)
+                ticks += 1
+            assert not write.done() and ticks == 5
+            release.set()
+            step = await asyncio.wait_for(write, 5)
+            assert step.key == "a" and step.result == 1
+
+        asyncio.run(main())
+        assert client.get_step(intent_id, "a") is not None
+        assert client.verify_audit(intent_id).ok
+
+
+def test_a_canceled_bridged_write_that_had_not_run_is_never_applied(db_url: str) -> None:
+    with _writer_held(db_url) as (client, intent_id, release):
+
+        async def main() -> None:
+            write = asyncio.ensure_future(run_bridged(client.engine.record_step, intent_id, "b", 2))
+            await asyncio.sleep(0.02)
+            write.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await write
+
+        asyncio.run(main())
+        release.set()
+        client.record_step(intent_id, "c", 3)  # the writer went on past the dropped job
+        assert client.get_step(intent_id, "b") is None
+        assert [s.key for s in client.list_steps(intent_id)] == ["c"]
