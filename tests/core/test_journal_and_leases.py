@@ -293,3 +293,31 @@ def test_lease_duration_is_checked(client: tether.Client) -> None:
     new_intent(client)
     with pytest.raises(tether.InvalidRequest):
         client.claim(AGENT, lease_seconds=0)
+
+
+def test_recording_a_step_outlasts_a_store_outage_but_not_a_corrupt_store(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step's effect has happened: its record is retried while the store is away, and a
+    corrupt store or an exhausted ``retry_for`` is raised."""
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("refund.request.v1", AGENT)
+        real = client.engine.record_step
+        failures: list[Exception] = []
+
+        def flaky(*args: object, **kwargs: object) -> object:
+            if failures:
+                raise failures.pop(0)
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(client.engine, "record_step", flaky)
+        failures[:] = [tether.StoreError("away"), tether.StoreError("still away")]
+        assert client.record_step(intent.intent_id, "a", 1).result == 1
+        assert not failures
+        failures[:] = [tether.CorruptStore("bad page")]
+        with pytest.raises(tether.CorruptStore):
+            client.record_step(intent.intent_id, "b", 2)
+        failures[:] = [tether.StoreError("away")] * 50
+        with pytest.raises(tether.StoreError, match="away"):
+            client.record_step(intent.intent_id, "c", 3, retry_for=0.2)
+        assert [s.key for s in client.list_steps(intent.intent_id)] == ["a"]
