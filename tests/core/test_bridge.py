@@ -94,3 +94,14 @@ def test_a_canceled_bridged_write_that_had_not_run_is_never_applied(db_url: str)
         client.record_step(intent_id, "c", 3)  # the writer went on past the dropped job
         assert client.get_step(intent_id, "b") is None
         assert [s.key for s in client.list_steps(intent_id)] == ["c"]
+
+
+def test_waiting_for_a_change_is_refused_on_the_event_loop(db_url: str) -> None:
+    """Only the commit may be awaited: anything else that blocks would stop the loop."""
+    with tether.connect(db_url) as client:
+
+        async def main() -> None:
+            with pytest.raises(RuntimeError, match="block the event loop"):
+                await run_bridged(client.engine.store.wait_for_change, 0, 1.0)
+
+        asyncio.run(main())

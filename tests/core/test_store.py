@@ -107,6 +107,59 @@ def test_a_batch_keeps_what_succeeded_and_undoes_only_the_failed_job(tmp_path: P
     assert runs.count("insert 1") == 2  # the batch was replayed once, guarded
 
 
+def test_a_lone_write_commits_on_its_callers_thread_but_never_beside_a_batch(
+    tmp_path: Path,
+) -> None:
+    """With nothing queued, a write commits on the calling thread (no hand-over to the writer
+    and back). While the writer thread runs a batch, a write waits for it and joins the
+    writer's next batch: the connection is never used by two threads at once."""
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+        caller = threading.current_thread()
+        ran_on = store.write(lambda tx: threading.current_thread())
+        assert ran_on is caller
+        hold = threading.Event()
+        events: list[str] = []
+
+        def blocker(tx: Any) -> None:
+            events.append("batch starts")
+            hold.wait(10)
+            events.append("batch ends")
+
+        first = store.submit(blocker)
+        time.sleep(0.05)
+        threading.Timer(0.1, hold.set).start()
+
+        def insert(tx: Any) -> threading.Thread:
+            events.append("write runs")
+            tx.execute("INSERT INTO t VALUES (1)")
+            return threading.current_thread()
+
+        assert store.write(insert) is not caller  # it waited for the writer's batch
+        first.result(5)
+        assert events == ["batch starts", "batch ends", "write runs"]
+        assert store.read(lambda tx: tx.all("SELECT x FROM t")) == [(1,)]
+    finally:
+        store.close()
+
+
+def test_a_write_inside_a_write_is_refused(tmp_path: Path) -> None:
+    """On the writer thread or on the caller's own, a nested write would wait for itself."""
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+
+        def nested(tx: Any) -> str:
+            with pytest.raises(RuntimeError, match="inside a write"):
+                store.write(lambda inner: None)
+            return "refused"
+
+        assert store.write(nested) == "refused"  # a lone write: on this thread
+        assert store.submit(nested).result(5) == "refused"  # on the writer thread
+    finally:
+        store.close()
+
+
 def test_migrations_upgrade_an_older_store_and_refuse_a_newer_one(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     old = SQLiteStore(path, migrations=MIGRATIONS[:1])  # a store written by the first release

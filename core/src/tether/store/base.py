@@ -11,6 +11,8 @@ import time
 from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol, TypeVar
 
+from .bridge import bridged
+
 T = TypeVar("T")
 logger = logging.getLogger("tether.store")
 
@@ -147,7 +149,10 @@ class Store(abc.ABC):
     def wait_for_change(self, seen: int, timeout: float, *, topic: str | None = None) -> int:
         """Block until a change newer than ``seen`` may exist (or ``timeout``); return the
         current change counter (of ``topic`` alone, when given: see :meth:`topic_counter`).
-        Wake-ups may be spurious; callers re-read."""
+        Wake-ups may be spurious; callers re-read. Never from an event loop (a bridged call):
+        it would stop the loop; the server waits on its change feed instead."""
+        if bridged():
+            raise RuntimeError("wait_for_change() would block the event loop")
 
         def current() -> int:
             return self._counter if topic is None else self.topic_counter(topic)

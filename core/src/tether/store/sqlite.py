@@ -24,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError, TetherError
 from .base import Row, Store, Tx, TxState
-from .bridge import wait_future
+from .bridge import bridged, wait_future
 from .migrations import apply_migrations
 from .schema import MIGRATIONS, Migration
 
@@ -57,6 +57,11 @@ class _SQLiteTx(TxState):
         if not sql.startswith("SELECT"):
             self.wrote = True
         return self._conn.execute(sql, params).fetchall()
+
+
+class _Inline(threading.local):
+    active = False
+    """Whether this thread is running a write on its own (see :meth:`SQLiteStore.write`)."""
 
 
 @dataclass
@@ -111,6 +116,8 @@ class SQLiteStore(Store):
         self._init_changes()
         self._closed = False
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._committing = threading.Lock()  # held by whoever runs a commit on _wconn
+        self._inline = _Inline()
         self._thread = threading.Thread(target=self._run, name="tether-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -157,10 +164,25 @@ class SQLiteStore(Store):
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         self._check_open()
-        if threading.current_thread() is self._thread:
+        if threading.current_thread() is self._thread or self._inline.active:
             raise RuntimeError("store.write() called from inside a write")
         job = _Job(fn)
-        self._queue.put(job)
+        if not bridged() and self._queue.empty() and self._committing.acquire(blocking=False):
+            # Nothing else is waiting to be written: commit on this thread. The hand-over
+            # to the writer thread and back costs two thread wake-ups, more than the
+            # grouping could gain for one write (writes that queue meanwhile are grouped by
+            # the writer thread once this commit ends). Never on an event loop: the disk
+            # sync would stop it.
+            try:
+                if self._closed:
+                    raise StoreError("the store is closed")
+                self._inline.active = True
+                self._commit([job])
+            finally:
+                self._inline.active = False
+                self._committing.release()
+        else:
+            self._queue.put(job)
         result: T = wait_future(job.future)  # on an event loop, under run_bridged: awaited
         return result
 
@@ -187,7 +209,8 @@ class SQLiteStore(Store):
                     stop = True
                     break
                 batch.append(nxt)
-            self._commit(batch)
+            with self._committing:
+                self._commit(batch)
             if stop:
                 return
 
@@ -320,7 +343,8 @@ class SQLiteStore(Store):
             self._readers.clear()
         with self._cond:  # no waiter is polling it while it closes
             self._watch.close()
-        self._wconn.close()
+        with self._committing:  # no caller is committing on it while it closes
+            self._wconn.close()
 
 
 def _as_store_error(exc: BaseException) -> BaseException:
