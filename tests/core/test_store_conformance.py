@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import threading
+import time
 
+import psycopg
 import pytest
 import tether
 from tether.store import LATEST, MIGRATIONS, Migration, Store, Tx, open_store
 from tether.store.postgres import PostgresStore
 from tether.store.sqlite import SQLiteStore, sqlite_path
+
+from ..pg import fresh_schema
+from ..polling import eventually
 
 
 def _open(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
@@ -178,3 +183,28 @@ def test_state_keys_go_by_code_point_whatever_the_collation(store_url: str) -> N
         assert [e.key for e in client.list_state(intent.intent_id, after="B")] == ["a", "ab", "b"]
         assert client.delete_state_prefix(intent.intent_id, "a") == 2
         assert [e.key for e in client.list_state(intent.intent_id)] == ["A", "B", "b"]
+
+
+def test_a_replica_hears_others_by_topic_and_skips_the_echo_of_its_own() -> None:
+    """PostgreSQL: a commit wakes its own replica's waiters once (not again when its NOTIFY
+    comes back), and another replica's waiters on the topics it names, well before the
+    periodic catch-up. A replica of an older version, which sends bare topics, is heard too."""
+    with fresh_schema() as url:
+        first, second = PostgresStore(url), PostgresStore(url)
+        try:
+            _setup(first)
+
+            def touch(tx: Tx) -> None:
+                tx.execute("INSERT INTO kv VALUES ('n', 1) ON CONFLICT (k) DO NOTHING")
+                tx.touch("topic-a")
+
+            first.write(touch)
+            assert eventually(lambda: second._topics.get("topic-a") == 1, 5)  # by topic, pushed
+            time.sleep(0.3)  # the echo of first's own NOTIFY has come back by now
+            assert first._topics.get("topic-a") == 1
+            with psycopg.connect(url, autocommit=True) as conn:  # an older replica's payload
+                conn.execute("SELECT pg_notify(%s, %s)", (first.channel, "topic-b,topic-c"))
+            assert eventually(lambda: first._topics.get("topic-c") == 1, 5)
+        finally:
+            first.close()
+            second.close()

@@ -17,6 +17,7 @@ import tether
 from tether.server import auth
 from tether.server.auth import KeyCache
 
+from ... import polling
 from ...server_harness import running_server
 from .conftest import Server, free_port, new_key, start_server, tether_cli
 
@@ -33,13 +34,7 @@ def create(url: str, key: str, **extra: object) -> httpx.Response:
 
 
 def eventually(check: Callable[[], bool], seconds: float = PATIENCE) -> bool:
-    """Whether ``check`` comes true within ``seconds`` (polled)."""
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
+    return polling.eventually(check, seconds, interval=0.05)
 
 
 def test_a_key_is_required_once_keys_exist(server: Server) -> None:

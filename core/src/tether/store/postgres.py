@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -31,6 +32,11 @@ CATCH_UP_SECONDS = 1.0
 """How often waiters re-read even without a notification."""
 
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
+
+
+def _origin_and_topics(payload: str) -> tuple[str, str]:
+    origin, sep, topics = payload.partition("|")
+    return (origin, topics) if sep else ("", payload)
 
 
 class _PgTx(TxState):
@@ -71,6 +77,9 @@ class PostgresStore(Store):
         self.url = url
         self._conninfo = url
         self.channel = "tether_changes"
+        self._origin = uuid.uuid4().hex[:16]
+        """Names this store's own NOTIFYs, which its listener skips: it has told its waiters
+        already, and an echo would wake them all a second time."""
         try:
             with psycopg.connect(url, autocommit=False, connect_timeout=int(timeout)) as conn:
                 self._schema_version = apply_migrations_pg(conn, migrations)
@@ -120,7 +129,8 @@ class PostgresStore(Store):
                     # the NOTIFY and the COMMIT go in one round trip; the payload names the
                     # topics the write touched ("*": too many to name, so every topic moves)
                     topics = ",".join(sorted(tx.topics))
-                    conn.execute(self._commit_sql(topics if len(topics) < 4000 else "*"))
+                    topics = topics if len(topics) < 4000 else "*"
+                    conn.execute(self._commit_sql(f"{self._origin}|{topics}"))
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -160,11 +170,16 @@ class PostgresStore(Store):
                     self._notify(None)  # catch up on anything missed while disconnected
                     while not self._closed:
                         got = list(conn.notifies(timeout=CATCH_UP_SECONDS, stop_after=1))
-                        # a notification names its topics; the periodic catch-up does not
-                        # know them, so every waiter re-reads: a lost NOTIFY delays an
-                        # event, never loses it
-                        topics = {t for n in got for t in n.payload.split(",") if t}
-                        self._notify(topics if got and "*" not in topics else None)
+                        if not got:  # the periodic catch-up: it does not know the topics,
+                            self._notify(None)  # so every waiter re-reads (a lost NOTIFY
+                            continue  # delays an event, never loses it)
+                        # a notification names its origin and its topics ("origin|a,b"; a
+                        # replica of an older version sends the topics alone)
+                        sent = [_origin_and_topics(n.payload) for n in got]
+                        foreign = [topics for origin, topics in sent if origin != self._origin]
+                        if foreign:
+                            topics = {t for names in foreign for t in names.split(",") if t}
+                            self._notify(None if "*" in topics else topics)
             except psycopg.Error:
                 if not self._closed:
                     time.sleep(0.5)
