@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import uvicorn
 from tether.engine import Engine
 from tether.server import create_app
+from tether.server.serving import DrainingServer
 from tether.settings import Settings
 
 
@@ -21,7 +22,7 @@ def running_server(
     app = create_app(engine, settings or Settings(), tick=tick)
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", access_log=False,
                             timeout_graceful_shutdown=2)  # fmt: skip
-    server = uvicorn.Server(config)
+    server = DrainingServer(config, app.state.changes)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -33,5 +34,5 @@ def running_server(
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        server.should_exit = True
+        server.stop()  # long polls and streams answer at once, as on SIGTERM
         thread.join(10)

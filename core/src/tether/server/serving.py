@@ -27,6 +27,11 @@ class DrainingServer(uvicorn.Server):
         self.feed.drain()
         super().handle_exit(sig, frame)
 
+    def stop(self) -> None:
+        """Shut down as on SIGTERM, from any thread (for a server run in a thread)."""
+        self.feed.drain()
+        self.should_exit = True
+
 
 def run(app: FastAPI, *, host: str, port: int, log_level: str = "warning") -> None:
     """Serve ``app`` until SIGTERM or SIGINT (no access log: /metrics counts requests)."""
