@@ -105,3 +105,63 @@ def test_waiting_for_a_change_is_refused_on_the_event_loop(db_url: str) -> None:
                 await run_bridged(client.engine.store.wait_for_change, 0, 1.0)
 
         asyncio.run(main())
+
+
+def test_a_lone_bridged_write_commits_on_the_loop_and_concurrent_ones_on_the_writer(
+    db_url: str,
+) -> None:
+    """The loop's only engine call in flight commits at once on the loop's thread (nothing
+    else is waiting on the loop); with others in flight, writes go to the writer thread and
+    the loop stays free."""
+    with tether.connect(db_url) as client:
+        store = client.engine.store
+
+        async def main() -> None:
+            loop_thread = threading.current_thread()
+
+            def where(tx: object) -> threading.Thread:
+                return threading.current_thread()
+
+            assert await run_bridged(store.write, where) is loop_thread
+            go_on = asyncio.Event()
+            other = asyncio.ensure_future(run_bridged(await_only, go_on.wait()))
+            await asyncio.sleep(0)  # another engine call is in flight now
+            together = await asyncio.gather(*(run_bridged(store.write, where) for _ in range(4)))
+            assert all(t is not loop_thread for t in together)
+            go_on.set()
+            await other
+
+        asyncio.run(main())
+
+
+def test_call_async_records_a_step_through_an_outage_without_holding_the_loop(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with tether.connect(db_url) as client:
+        intent = client.create_intent("refund.request.v1", AGENT)
+        real = client.engine.record_step
+        outages = [tether.StoreError("away")] * 3
+
+        def flaky(*args: object, **kwargs: object) -> object:
+            if outages:
+                raise outages.pop()
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(client.engine, "record_step", flaky)
+
+        async def main() -> None:
+            ticks = 0
+
+            async def ticker() -> None:
+                nonlocal ticks
+                while True:
+                    await asyncio.sleep(0.005)
+                    ticks += 1
+
+            beat = asyncio.ensure_future(ticker())
+            step = await client.call_async(client.record_step, intent.intent_id, "a", 1)
+            beat.cancel()
+            assert step.result == 1 and not outages
+            assert ticks >= 5  # the retries' back-off waited on the loop, not on its thread
+
+        asyncio.run(main())
