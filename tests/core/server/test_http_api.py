@@ -210,31 +210,3 @@ def test_axp_reminder_fields_apply_to_the_human_task(api: tuple[str, tether.Clie
     )  # fmt: skip
     orphan = httpx.post(f"{url}/v1/intents", json=body(remind_after_seconds=30))
     assert orphan.status_code == 422
-
-
-def test_a_lone_request_commits_on_the_loop_and_busy_ones_group_on_the_writer(
-    api: tuple[str, tether.Client], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The server's only request in hand commits at once on the event loop; with another
-    request in hand (here a parked long-poll), writes go to the writer thread to be grouped."""
-    url, local = api
-    store = local.engine.store
-    committed_on: list[str] = []
-    commit = store._commit
-
-    def spy(batch: list[object]) -> None:
-        committed_on.append(threading.current_thread().name)
-        commit(batch)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(store, "_commit", spy)
-    with httpx.Client(base_url=url) as http:
-        first = http.post("/v1/intents", json=body()).json()["intent_id"]
-        assert committed_on[-1] != "tether-sqlite-writer"  # the server's loop
-        poll = threading.Thread(
-            target=lambda: httpx.get(f"{url}/v1/intents/{first}?wait_seconds=3", timeout=10)
-        )
-        poll.start()
-        time.sleep(0.3)  # the long-poll is parked on the server
-        http.post("/v1/intents", json=body())
-        assert committed_on[-1] == "tether-sqlite-writer"
-        poll.join(10)

@@ -90,7 +90,6 @@ def create_app(engine: Engine, settings: Settings | None = None, *, tick: bool =
     app.state.settings = settings
     app.state.changes = feed
     app.state.registry = metrics.registry
-    app.state.metrics = metrics
     app.state.limiter = RateLimiter(settings.rate_limit, settings.rate_burst)
     errors.install(app)
     app.include_router(intents.router)

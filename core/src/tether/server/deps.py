@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
-from ..store.bridge import may_hold_loop, run_bridged
+from ..store.bridge import run_bridged
 from .changes import ChangeFeed
 
 P = ParamSpec("P")
@@ -50,17 +50,9 @@ async def engine_call(
     worker thread and back, and a write's commit is awaited, not waited for in a thread. On a
     networked store it runs in the threadpool, since its round trips must not hold the loop."""
     e = where if isinstance(where, Engine) else engine_of(where)
-    if not e.store.embedded:
-        return await run_in_threadpool(fn, *args, **kwargs)
-    # A lone commit may hold the loop only while this is the server's one request: with
-    # others in hand (parsed or not), holding the loop would keep them from the writer's
-    # group commit.
-    alone = isinstance(where, Request) and where.app.state.metrics.in_flight <= 1
-    token = may_hold_loop.set(alone)
-    try:
+    if e.store.embedded:
         return await run_bridged(fn, *args, **kwargs)
-    finally:
-        may_hold_loop.reset(token)
+    return await run_in_threadpool(fn, *args, **kwargs)
 
 
 def on_engine(route: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:

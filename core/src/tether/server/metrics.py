@@ -43,8 +43,6 @@ class StoreCollector(Collector):
 
 class Metrics:
     def __init__(self, engine: Engine) -> None:
-        self.in_flight = 0
-        """HTTP requests begun and not yet answered (long polls and streams included)."""
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "tether_http_requests",
@@ -75,7 +73,6 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = 500
-        self.metrics.in_flight += 1
 
         async def capture(message: Message) -> None:
             nonlocal status
@@ -86,7 +83,6 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, capture)
         finally:
-            self.metrics.in_flight -= 1
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", "unmatched")

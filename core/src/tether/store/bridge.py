@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import contextvars
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -50,16 +49,10 @@ def bridged() -> bool:
     return isinstance(greenlet.getcurrent(), _Bridged)
 
 
-may_hold_loop: contextvars.ContextVar[bool] = contextvars.ContextVar("may_hold_loop", default=True)
-"""Set False around a bridged call that must never hold its loop, whatever else is in flight
-(a server whose loop has other requests in hand, not all of them engine calls yet)."""
-
-
 def alone() -> bool:
     """Whether the caller may hold its thread for a moment: it is not bridged, or it is the
-    only bridged call its event loop has in flight (no other would wait for it) and its
-    caller allows it (:data:`may_hold_loop`)."""
-    return not bridged() or (_in_flight.calls == 1 and may_hold_loop.get())
+    only bridged call its event loop has in flight (no other would wait for it)."""
+    return not bridged() or _in_flight.calls == 1
 
 
 def await_only(awaitable: Awaitable[T]) -> T:
