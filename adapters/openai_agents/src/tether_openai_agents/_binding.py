@@ -8,6 +8,7 @@ wrappers see ``None`` and behave exactly like the tools and models they wrap.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -57,11 +58,9 @@ class Binding:
     """Tool results not written yet: they ride with the next write (see :mod:`._journal`)."""
 
     async def call(self, fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-        """Run a client call without blocking the event loop (``Client.call_async``: on the
-        embedded store, on the loop itself; otherwise in a thread); a tether error aborts the
-        run."""
+        """Run a blocking client call off the event loop; a tether error aborts the run."""
         try:
-            return await self.client.call_async(fn, *args, **kwargs)
+            return await asyncio.to_thread(fn, *args, **kwargs)
         except tether.TetherError as exc:
             raise Abort(exc) from exc
 

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 import socket
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, TypeVar
 
 from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
 
@@ -49,13 +48,11 @@ from ..model import (
     WaitSpec,
 )
 from ..model.waits import MAX_SECONDS
-from ..store import AGENT_CHANGES, Store, bridge
-from ..store.bridge import run_bridged
+from ..store import AGENT_CHANGES, Store
 from ._guard import AgentGuard
 from ._http import HttpBackend
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 
 def default_owner() -> str:
@@ -143,17 +140,6 @@ class Client:
             backend = HttpBackend(self._engine.url, api_key=made.secret, clock=self._engine.clock)
             view = self._views[actor] = Client(backend)
         return view
-
-    async def call_async(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
-        """Await ``fn(*args, **kwargs)``, a call of this client, from an event loop without
-        blocking it. In-process on the embedded store the call runs on the loop itself and
-        awaits its commit (see :mod:`tether.store.bridge`; when it is the loop's only call in
-        flight it commits there at once), which costs less than a worker thread; otherwise
-        it runs in one (``asyncio.to_thread``). Not for calls that wait for a change
-        (``wait_for``, a claim with ``wait``): run those with ``asyncio.to_thread``."""
-        if isinstance(self._engine, Engine) and self._engine.store.embedded:
-            return await run_bridged(fn, *args, **kwargs)
-        return await asyncio.to_thread(fn, *args, **kwargs)
 
     def close(self) -> None:
         remote = isinstance(self._engine, HttpBackend)
@@ -485,7 +471,6 @@ class Client:
             retry=retry_if_exception(_outage),
             stop=stop_after_delay(retry_for),
             wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
-            sleep=bridge.sleep,  # on an event loop (call_async), the loop stays free
             reraise=True,
         )
         for attempt in retrying:

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import threading
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -36,23 +34,9 @@ class _Bridged(greenlet.greenlet):
         self.gr_context = driver.gr_context  # the caller's context variables (trace spans)
 
 
-class _InFlight(threading.local):
-    calls = 0
-    """Bridged calls started on this thread (its event loop) and not yet returned."""
-
-
-_in_flight = _InFlight()
-
-
 def bridged() -> bool:
     """Whether the caller runs under :func:`run_bridged` (and may :func:`await_only`)."""
     return isinstance(greenlet.getcurrent(), _Bridged)
-
-
-def alone() -> bool:
-    """Whether the caller may hold its thread for a moment: it is not bridged, or it is the
-    only bridged call its event loop has in flight (no other would wait for it)."""
-    return not bridged() or _in_flight.calls == 1
 
 
 def await_only(awaitable: Awaitable[T]) -> T:
@@ -62,14 +46,6 @@ def await_only(awaitable: Awaitable[T]) -> T:
     if not isinstance(current, _Bridged) or current.parent is None:
         raise RuntimeError("await_only() called outside run_bridged()")
     return cast(T, current.parent.switch(awaitable))
-
-
-def sleep(seconds: float) -> None:
-    """``time.sleep``, or from a bridged call an ``asyncio.sleep`` that leaves the loop free."""
-    if bridged():
-        await_only(asyncio.sleep(seconds))
-    else:
-        time.sleep(seconds)
 
 
 def wait_future(future: concurrent.futures.Future[T]) -> T:
@@ -85,16 +61,12 @@ async def run_bridged(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
     inside it is awaited here. ``fn`` must not block otherwise (no sleeps, no network): use
     it for work on the embedded store only."""
     child = _Bridged(fn, greenlet.getcurrent())
-    _in_flight.calls += 1
-    try:
-        pending = child.switch(*args, **kwargs)
-        while not child.dead:
-            try:
-                value = await pending
-            except BaseException as exc:  # cancellation included: it unwinds the call
-                pending = child.throw(exc)
-            else:
-                pending = child.switch(value)
-    finally:
-        _in_flight.calls -= 1
+    pending = child.switch(*args, **kwargs)
+    while not child.dead:
+        try:
+            value = await pending
+        except BaseException as exc:  # cancellation included: it unwinds the call
+            pending = child.throw(exc)
+        else:
+            pending = child.switch(value)
     return cast(T, pending)

@@ -5,10 +5,9 @@ acknowledged write survives SIGKILL and a power cut.
 
 Throughput: a sync per commit would cap every process at the disk's sync rate, so one writer
 thread per store takes every write waiting at that moment and runs them in one transaction,
-then commits once (a write that fails is undone alone: see :meth:`SQLiteStore._apply`).
-Callers return only after that commit. A write that finds nothing queued and no commit
-running commits on its caller's thread. Other processes on the same file take turns through
-SQLite's own lock (``busy_timeout``).
+each inside its own savepoint (a failing write rolls back alone), then commits once. Callers
+return only after that commit. Other processes on the same file take turns through SQLite's
+own lock (``busy_timeout``).
 """
 
 from __future__ import annotations
@@ -25,7 +24,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreError, TetherError
 from .base import Row, Store, Tx, TxState
-from .bridge import alone, wait_future
+from .bridge import bridged, wait_future
 from .migrations import apply_migrations
 from .schema import MIGRATIONS, Migration
 
@@ -168,12 +167,12 @@ class SQLiteStore(Store):
         if threading.current_thread() is self._thread or self._inline.active:
             raise RuntimeError("store.write() called from inside a write")
         job = _Job(fn)
-        if alone() and self._queue.empty() and self._committing.acquire(blocking=False):
+        if not bridged() and self._queue.empty() and self._committing.acquire(blocking=False):
             # Nothing else is waiting to be written: commit on this thread. The hand-over
-            # to the writer thread and back costs two thread wake-ups, more than grouping
-            # could gain for one write (writes that queue meanwhile are grouped by the writer
-            # thread once this commit ends). On an event loop only for its one engine call
-            # in flight: the disk sync holds the loop, and no other call waits on it.
+            # to the writer thread and back costs two thread wake-ups, more than the
+            # grouping could gain for one write (writes that queue meanwhile are grouped by
+            # the writer thread once this commit ends). Never on an event loop: the disk
+            # sync would stop it.
             try:
                 if self._closed:
                     raise StoreError("the store is closed")
@@ -264,13 +263,13 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
             return None
-        lone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
+        alone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
         memo: dict[Any, Any] = {}
         for job in batch:
             tx = _SQLiteTx(conn)
             if not guarded:
                 tx.memo = memo  # one transaction: what one job read holds for the next
-            elif not lone:
+            elif not alone:
                 conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(tx)
@@ -282,7 +281,7 @@ class SQLiteStore(Store):
                 if not tx.wrote:  # nothing to undo
                     outcomes.append((job, tx, None, _as_store_error(exc)))
                     continue
-                if lone:
+                if alone:
                     conn.execute("ROLLBACK")
                     self._fail(batch, _as_store_error(exc))
                     return None
@@ -293,7 +292,7 @@ class SQLiteStore(Store):
                 conn.execute("RELEASE job")
                 outcomes.append((job, tx, None, _as_store_error(exc)))
             else:
-                if guarded and not lone:
+                if guarded and not alone:
                     conn.execute("RELEASE job")
                 outcomes.append((job, tx, value, None))
         return outcomes
