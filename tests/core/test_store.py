@@ -144,6 +144,32 @@ def test_a_lone_write_commits_on_its_callers_thread_but_never_beside_a_batch(
         store.close()
 
 
+def test_a_commit_interrupted_on_the_callers_thread_leaves_nothing_open(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """KeyboardInterrupt (or a signal handler's exception) can cut a caller's own commit short
+    anywhere; the transaction it began is rolled back and the next write goes through."""
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+        real = store._commit
+
+        def interrupted(batch: list[Any]) -> None:
+            store._wconn.execute("BEGIN IMMEDIATE")
+            store._wconn.execute("INSERT INTO t VALUES (1)")
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(store, "_commit", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            store.write(lambda tx: None)
+        monkeypatch.setattr(store, "_commit", real)
+        assert not store._wconn.in_transaction
+        store.write(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))
+        assert store.read(lambda tx: tx.all("SELECT x FROM t")) == [(2,)]
+    finally:
+        store.close()
+
+
 def test_a_write_inside_a_write_is_refused(tmp_path: Path) -> None:
     """On the writer thread or on the caller's own, a nested write would wait for itself."""
     store = SQLiteStore(tmp_path / "s.db")

@@ -456,17 +456,6 @@ class Client:
         ``retry_for`` seconds (a worker passes its lease's length) before
         :class:`tether.StoreError` is raised. A retry after a lost answer is safe: it returns
         the record that committed. A lost lease or a refusal is raised at once."""
-
-        def record() -> Step:
-            return self._engine.record_step(
-                intent_id, key, result, lease_token=_token(lease), usage=usage
-            )
-
-        try:
-            return record()  # the common case, without building a retry loop for it
-        except StoreError as exc:
-            if not _outage(exc):
-                raise
         retrying = Retrying(
             retry=retry_if_exception(_outage),
             stop=stop_after_delay(retry_for),
@@ -475,7 +464,9 @@ class Client:
         )
         for attempt in retrying:
             with attempt:
-                return record()
+                return self._engine.record_step(
+                    intent_id, key, result, lease_token=_token(lease), usage=usage
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def list_steps(self, intent_id: str) -> list[Step]:

@@ -141,8 +141,9 @@ class Store(abc.ABC):
         return self._topics.get(topic, 0) + self._unknown
 
     def subscribe(self, callback: Callable[[], None]) -> Callable[[], None]:
-        """Call ``callback`` (from the store's own thread, so keep it short) after every
-        change this process learns of; return a function that unsubscribes it."""
+        """Call ``callback`` after every change this process learns of (from the thread that
+        committed it, or the store's listener: keep it short, and do not write or close the
+        store from it); return a function that unsubscribes it."""
         self._listeners.append(callback)
         return lambda: self._listeners.remove(callback)
 

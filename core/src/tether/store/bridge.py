@@ -51,7 +51,7 @@ def await_only(awaitable: Awaitable[T]) -> T:
 def wait_future(future: concurrent.futures.Future[T]) -> T:
     """Wait for ``future``: from a bridged call by awaiting it on the event loop, otherwise by
     blocking the calling thread."""
-    if bridged():
+    if bridged() and not future.done():
         return await_only(asyncio.wrap_future(future))
     return future.result()
 
@@ -69,4 +69,6 @@ async def run_bridged(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> 
             pending = child.throw(exc)
         else:
             pending = child.switch(value)
+    if isinstance(pending, greenlet.GreenletExit):  # greenlet ends the child quietly on it;
+        raise pending  # the caller must see it raised, not returned
     return cast(T, pending)

@@ -35,8 +35,13 @@ _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.
 
 
 def _origin_and_topics(payload: str) -> tuple[str, str]:
-    origin, sep, topics = payload.partition("|")
-    return (origin, topics) if sep else ("", payload)
+    """A NOTIFY's sender and topics, from ``@origin,topic,topic``. A replica of an older
+    version sends the topics alone, and reads the origin as one more topic, which nobody
+    waits on: a rolling deploy loses no wake-up either way."""
+    if payload.startswith("@"):
+        origin, _, topics = payload.partition(",")
+        return origin[1:], topics
+    return "", payload
 
 
 class _PgTx(TxState):
@@ -130,7 +135,7 @@ class PostgresStore(Store):
                     # topics the write touched ("*": too many to name, so every topic moves)
                     topics = ",".join(sorted(tx.topics))
                     topics = topics if len(topics) < 4000 else "*"
-                    conn.execute(self._commit_sql(f"{self._origin}|{topics}"))
+                    conn.execute(self._commit_sql(f"@{self._origin},{topics}"))
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -173,8 +178,7 @@ class PostgresStore(Store):
                         if not got:  # the periodic catch-up: it does not know the topics,
                             self._notify(None)  # so every waiter re-reads (a lost NOTIFY
                             continue  # delays an event, never loses it)
-                        # a notification names its origin and its topics ("origin|a,b"; a
-                        # replica of an older version sends the topics alone)
+                        # a notification names its origin and its topics
                         sent = [_origin_and_topics(n.payload) for n in got]
                         foreign = [topics for origin, topics in sent if origin != self._origin]
                         if foreign:

@@ -5,9 +5,10 @@ acknowledged write survives SIGKILL and a power cut.
 
 Throughput: a sync per commit would cap every process at the disk's sync rate, so one writer
 thread per store takes every write waiting at that moment and runs them in one transaction,
-each inside its own savepoint (a failing write rolls back alone), then commits once. Callers
-return only after that commit. Other processes on the same file take turns through SQLite's
-own lock (``busy_timeout``).
+then commits once (a write that fails is undone alone: see :meth:`SQLiteStore._apply`).
+Callers return only after that commit. A write that finds nothing queued and no commit
+running commits on its caller's thread. Other processes on the same file take turns through
+SQLite's own lock (``busy_timeout``).
 """
 
 from __future__ import annotations
@@ -172,7 +173,7 @@ class SQLiteStore(Store):
             # to the writer thread and back costs two thread wake-ups, more than the
             # grouping could gain for one write (writes that queue meanwhile are grouped by
             # the writer thread once this commit ends). Never on an event loop: the disk
-            # sync would stop it.
+            # sync, and another process's write lock, would hold it.
             try:
                 if self._closed:
                     raise StoreError("the store is closed")
@@ -180,11 +181,24 @@ class SQLiteStore(Store):
                 self._commit([job])
             finally:
                 self._inline.active = False
-                self._committing.release()
+                try:  # interrupted (KeyboardInterrupt, a signal's exception) mid-commit:
+                    self._undo_interrupted(job)  # leave no transaction open behind it
+                finally:
+                    self._committing.release()
         else:
             self._queue.put(job)
         result: T = wait_future(job.future)  # on an event loop, under run_bridged: awaited
         return result
+
+    def _undo_interrupted(self, job: _Job) -> None:
+        """After a commit on a caller's thread: if an exception from outside the job (such as
+        KeyboardInterrupt) cut it short, roll back what it left open and fail the job."""
+        if self._closed:
+            return
+        if self._wconn.in_transaction:
+            self._wconn.execute("ROLLBACK")
+        if not job.future.done():
+            job.future.set_exception(StoreError("the write was interrupted; nothing was stored"))
 
     def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
         """Queue a write and return its future (resolved once the commit is durable)."""
@@ -263,13 +277,13 @@ class SQLiteStore(Store):
         except sqlite3.Error as exc:
             self._fail(batch, StoreError(f"cannot begin a write: {exc}"))
             return None
-        alone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
+        lone = len(batch) == 1  # a lone job needs no savepoint: its failure rolls back all
         memo: dict[Any, Any] = {}
         for job in batch:
             tx = _SQLiteTx(conn)
             if not guarded:
                 tx.memo = memo  # one transaction: what one job read holds for the next
-            elif not alone:
+            elif not lone:
                 conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(tx)
@@ -281,7 +295,7 @@ class SQLiteStore(Store):
                 if not tx.wrote:  # nothing to undo
                     outcomes.append((job, tx, None, _as_store_error(exc)))
                     continue
-                if alone:
+                if lone:
                     conn.execute("ROLLBACK")
                     self._fail(batch, _as_store_error(exc))
                     return None
@@ -292,7 +306,7 @@ class SQLiteStore(Store):
                 conn.execute("RELEASE job")
                 outcomes.append((job, tx, None, _as_store_error(exc)))
             else:
-                if guarded and not alone:
+                if guarded and not lone:
                     conn.execute("RELEASE job")
                 outcomes.append((job, tx, value, None))
         return outcomes
