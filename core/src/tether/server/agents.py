@@ -9,7 +9,6 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import StreamingResponse
-from starlette.concurrency import run_in_threadpool
 
 from ..engine import Engine
 from ..errors import InvalidRequest
@@ -17,7 +16,7 @@ from ..model import FeedItem, Principal, Status
 from .auth import AGENTS, require
 from .bodies import MAX_SEQ, Body
 from .changes import ChangeFeed
-from .deps import JSONModel, changes, engine
+from .deps import JSONModel, changes, engine, engine_call
 from .mesh import address_of, own_agent
 
 router = APIRouter(prefix="/v1/agents", tags=["agents"])
@@ -67,8 +66,8 @@ async def stream(
         next_seq = since
         while True:
             seen = feed.version
-            items = await run_in_threadpool(
-                e.agent_feed, agent, since=next_seq, statuses=wanted, actor=who
+            items = await engine_call(
+                e, e.agent_feed, agent, since=next_seq, statuses=wanted, actor=who
             )
             for item in items:
                 yield f"id: {item.seq}\nevent: {item.event_type}\ndata: {item.model_dump_json()}\n\n"
@@ -102,8 +101,8 @@ async def poll(
     deadline = loop.time() + wait_seconds
     while True:
         seen = feed.version
-        items = await run_in_threadpool(
-            e.agent_feed, agent, since=since, statuses=wanted, limit=limit, actor=who
+        items = await engine_call(
+            e, e.agent_feed, agent, since=since, statuses=wanted, limit=limit, actor=who
         )
         remaining = feed.remaining(deadline)
         if items or remaining <= 0:

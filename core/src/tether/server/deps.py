@@ -64,8 +64,9 @@ def on_engine(route: Callable[P, T]) -> Callable[P, Coroutine[Any, Any, T]]:
 
     @functools.wraps(route)
     async def run(*args: P.args, **kwargs: P.kwargs) -> T:
-        where = kwargs.get("e") or kwargs.get("request")
-        assert isinstance(where, Request | Engine), "an on_engine route takes request or e"
+        where = kwargs.get("e", kwargs.get("request"))
+        if not isinstance(where, Request | Engine):
+            raise TypeError(f"{route.__name__}: an on_engine route takes request or e")
         return await engine_call(where, route, *args, **kwargs)
 
     return run

@@ -60,9 +60,10 @@ class _SQLiteTx(TxState):
         return self._conn.execute(sql, params).fetchall()
 
 
-class _Inline(threading.local):
+class _Writing(threading.local):
     active = False
-    """Whether this thread is running a write on its own (see :meth:`SQLiteStore.write`)."""
+    """Whether this thread is inside a write: the writer thread always, a caller while it
+    commits on its own thread (see :meth:`SQLiteStore.write`)."""
 
 
 @dataclass
@@ -118,7 +119,7 @@ class SQLiteStore(Store):
         self._closed = False
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._committing = threading.Lock()  # held by whoever runs a commit on _wconn
-        self._inline = _Inline()
+        self._writing = _Writing()
         self._thread = threading.Thread(target=self._run, name="tether-sqlite-writer", daemon=True)
         self._thread.start()
 
@@ -165,7 +166,7 @@ class SQLiteStore(Store):
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         self._check_open()
-        if threading.current_thread() is self._thread or self._inline.active:
+        if self._writing.active:
             raise RuntimeError("store.write() called from inside a write")
         job = _Job(fn)
         if not bridged() and self._queue.empty() and self._committing.acquire(blocking=False):
@@ -177,10 +178,10 @@ class SQLiteStore(Store):
             try:
                 if self._closed:
                     raise StoreError("the store is closed")
-                self._inline.active = True
+                self._writing.active = True
                 self._commit([job])
             finally:
-                self._inline.active = False
+                self._writing.active = False
                 try:  # interrupted (KeyboardInterrupt, a signal's exception) mid-commit:
                     self._undo_interrupted(job)  # leave no transaction open behind it
                 finally:
@@ -208,6 +209,7 @@ class SQLiteStore(Store):
         return job.future
 
     def _run(self) -> None:
+        self._writing.active = True
         while True:
             first = self._queue.get()
             if first is _STOP:
