@@ -13,6 +13,8 @@ import pytest
 import tether
 from tether.store import LATEST, MIGRATIONS, Migration, SQLiteStore, open_store
 
+from ..polling import eventually
+
 
 def test_durable_settings(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "s.db")
@@ -253,6 +255,33 @@ def test_a_cancelled_write_is_dropped_and_the_writer_survives(tmp_path: Path) ->
     rows = store.read(lambda tx: tx.all("SELECT x FROM t"))
     store.close()
     assert rows == [(2,)]
+
+
+def test_a_write_racing_close_fails_instead_of_waiting_for_ever(tmp_path: Path) -> None:
+    """close() lets the writer finish what was queued before it; a write that passed the open
+    check as close() began, and queued behind the stop, fails at once."""
+    store = SQLiteStore(tmp_path / "s.db")
+    store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+    gate = threading.Event()
+    busy = store.submit(lambda tx: gate.wait(5))  # holds the writer thread
+    before = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+    closer = threading.Thread(target=store.close)
+    closer.start()
+    assert eventually(lambda: store._closed, 5)
+    store._check_open = lambda: None  # type: ignore[method-assign]  # it passed just before
+    threading.Timer(0.2, gate.set).start()
+    late = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))
+    with pytest.raises(tether.StoreError, match="closed"):
+        late.result(5)
+    closer.join(5)
+    assert not closer.is_alive()
+    assert busy.result(0) is True
+    assert before.result(0) == 1
+    reopened = SQLiteStore(tmp_path / "s.db")
+    try:
+        assert reopened.read(lambda tx: tx.all("SELECT x FROM t")) == [(1,)]
+    finally:
+        reopened.close()
 
 
 def test_a_truncated_store_is_refused_not_half_loaded(db_url: str, tmp_path: Path) -> None:

@@ -187,7 +187,7 @@ class SQLiteStore(Store):
                 finally:
                     self._committing.release()
         else:
-            self._queue.put(job)
+            self._enqueue(job)
         result: T = wait_future(job.future)  # on an event loop, under run_bridged: awaited
         return result
 
@@ -205,8 +205,26 @@ class SQLiteStore(Store):
         """Queue a write and return its future (resolved once the commit is durable)."""
         self._check_open()
         job = _Job(fn)
-        self._queue.put(job)
+        self._enqueue(job)
         return job.future
+
+    def _enqueue(self, job: _Job) -> None:
+        self._queue.put(job)
+        if self._closed and threading.current_thread() is not self._thread:
+            # closed since the caller checked: the writer takes what came before its stop,
+            # and what came after would wait for ever
+            self._thread.join()
+            self._fail_queued()
+
+    def _fail_queued(self) -> None:
+        """Fail every job still queued (called once the writer thread has ended)."""
+        while True:
+            try:
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not _STOP and not job.future.done():
+                job.future.set_exception(StoreError("the store is closed"))
 
     def _run(self) -> None:
         self._writing.active = True
@@ -353,6 +371,7 @@ class SQLiteStore(Store):
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
+        self._fail_queued()  # queued behind the stop: they would wait for ever
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
