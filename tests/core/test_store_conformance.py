@@ -74,6 +74,36 @@ def test_write_read_and_rollback(store_url: str) -> None:
         store.close()
 
 
+def test_a_statement_run_at_commit_commits_or_fails_with_its_transaction(
+    store_url: str,
+) -> None:
+    """``execute_at_commit`` runs after everything else the write did (on PostgreSQL, sent
+    with the COMMIT); if it fails, nothing of the write is kept and the store goes on."""
+    store = open_store(store_url)
+    try:
+        _setup(store)
+        store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('n', 0)"))
+
+        def bump(tx: Tx) -> None:
+            tx.execute_at_commit("UPDATE kv SET v = v * 10 WHERE k = ?", ("n",))
+            tx.execute("UPDATE kv SET v = v + 1 WHERE k = ?", ("n",))  # runs first
+
+        store.write(bump)
+        assert _get(store, "n") == 10  # (0 + 1) * 10
+
+        def failing(tx: Tx) -> None:
+            tx.execute("INSERT INTO kv VALUES ('lost', 1)")
+            tx.execute_at_commit("INSERT INTO kv VALUES (?, ?)", ("n", 2))  # a duplicate key
+
+        with pytest.raises(tether.StoreError):
+            store.write(failing)
+        assert _get(store, "lost") is None
+        assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('after', 1)")) == 1
+        assert _get(store, "after") == 1 and _get(store, "n") == 10
+    finally:
+        store.close()
+
+
 def test_concurrent_writers_lose_nothing(store_url: str) -> None:
     store = open_store(store_url)
     try:
@@ -183,6 +213,26 @@ def test_state_keys_go_by_code_point_whatever_the_collation(store_url: str) -> N
         assert [e.key for e in client.list_state(intent.intent_id, after="B")] == ["a", "ab", "b"]
         assert client.delete_state_prefix(intent.intent_id, "a") == 2
         assert [e.key for e in client.list_state(intent.intent_id)] == ["A", "B", "b"]
+
+
+def test_a_notification_that_fails_after_its_commit_does_not_fail_the_write(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """PostgreSQL sends the NOTIFY after the COMMIT: if the NOTIFY fails, the write is
+    stored and reported done (other replicas catch up on it), never reported failed."""
+    with fresh_schema() as url:
+        store = PostgresStore(url)
+        try:
+            _setup(store)
+            channel, store.channel = store.channel, ""  # pg_notify refuses an empty channel
+            assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('n', 1)")) == 1
+            assert "NOTIFY failed" in caplog.text
+            store.channel = channel
+            assert _get(store, "n") == 1
+            assert store.write(lambda tx: tx.execute("UPDATE kv SET v = 2")) == 1
+            assert _get(store, "n") == 2
+        finally:
+            store.close()
 
 
 def test_a_replica_hears_others_by_topic_and_skips_the_echo_of_its_own() -> None:

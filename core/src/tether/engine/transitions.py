@@ -95,8 +95,10 @@ def append_event(
         sets["status"], sets["waiting_reason"] = target.value, reason_text
         # the agent's work feed: a per-agent sequence, in commit order (the agent row is
         # locked until the transaction ends), that streams and polls page on. On PostgreSQL
-        # the bump rides in the intent's update (below), so the lock is held the shortest.
-        if not together:
+        # the bump is sent with the commit, so the lock is held for the commit alone.
+        if together:
+            tx.execute_at_commit(_BUMP_FEED, (row.to_agent, row.intent_id))
+        else:
             bumped = tx.one(
                 "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",
                 (row.to_agent,),
@@ -131,15 +133,11 @@ def append_event(
     where = "WHERE intent_id = ? AND seq = ?"
     params = (*sets.values(), row.intent_id, seq - 1)
     if together:
-        # One statement: the event (e), its webhook deliveries (d) and the feed bump (f) are
-        # common table expressions of the intent's update. They run whatever the update
-        # matches; a mismatch raises below and rolls all of it back.
+        # One statement: the event (e) and its webhook deliveries (d) are common table
+        # expressions of the intent's update. They run whatever the update matches; a
+        # mismatch raises below and rolls all of it back.
         ctes = [("e", insert_event, event_params),
                 ("d", *webhooks.enqueue_sql(ctx, row.workspace, pushed))]  # fmt: skip
-        if bump:
-            ctes.append(("f", "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? "
-                              "RETURNING feed_seq", (row.to_agent,)))  # fmt: skip
-            assigned += ", feed_seq = COALESCE((SELECT feed_seq FROM f), feed_seq)"
         if target in TERMINAL:
             ctes.append(("t", _CANCEL_TIMERS, (row.intent_id,)))
         changed = tx.execute(
@@ -154,6 +152,12 @@ def append_event(
     if target in TERMINAL:
         _on_terminal(tx, ctx, row)
 
+
+_BUMP_FEED = (
+    "WITH f AS (UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq) "
+    "UPDATE intents SET feed_seq = f.feed_seq FROM f WHERE intent_id = ?"
+)
+"""The agent's feed counter and the intent's place in it (PostgreSQL; no agent row, no bump)."""
 
 _CANCEL_TIMERS = "UPDATE timers SET status = 'canceled' WHERE intent_id = ? AND status = 'pending'"
 

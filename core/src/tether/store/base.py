@@ -49,6 +49,12 @@ class Tx(Protocol):
         """Run ``callback`` once this transaction is durably committed (never if it is not)."""
         ...
 
+    def execute_at_commit(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement as the transaction's last (its row count is not reported). A
+        dialect may send it with the commit in one round trip, so the row locks it takes are
+        held only while the commit itself lasts: meant for a counter many writers bump."""
+        ...
+
     def touch(self, topic: str) -> None:
         """Say that this transaction changes ``topic`` (see :meth:`Store.topic_counter`), so
         whoever waits on that topic alone wakes once it commits, here and in other replicas."""
@@ -63,12 +69,16 @@ class TxState:
         self.callbacks: list[Callable[[], None]] = []
         self.topics: set[str] = set()
         self.memo: dict[Any, Any] = {}
+        self.at_commit: list[tuple[str, Sequence[Any]]] = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
 
     def touch(self, topic: str) -> None:
         self.topics.add(topic)
+
+    def execute_at_commit(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.at_commit.append((sql, params))
 
 
 class Store(abc.ABC):

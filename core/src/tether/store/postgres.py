@@ -10,6 +10,7 @@ catch-up so a lost notification delays an event but never loses it.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 import uuid
@@ -19,6 +20,7 @@ from typing import Any, TypeVar
 import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql
+from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ..errors import StoreError
@@ -27,6 +29,7 @@ from .migrations import apply_migrations_pg
 from .schema import MIGRATIONS, Migration
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 1.0
 """How often waiters re-read even without a notification."""
@@ -131,11 +134,11 @@ class PostgresStore(Store):
                         with contextlib.suppress(psycopg.Error):  # a broken connection is
                             conn.execute("ROLLBACK")  # dropped by the pool, its work undone
                         raise
-                    # the NOTIFY and the COMMIT go in one round trip; the payload names the
-                    # topics the write touched ("*": too many to name, so every topic moves)
+                    # the payload names the topics the write touched ("*": too many to name,
+                    # so every topic moves)
                     topics = ",".join(sorted(tx.topics))
                     topics = topics if len(topics) < 4000 else "*"
-                    conn.execute(self._commit_sql(f"@{self._origin},{topics}"))
+                    self._commit(conn, tx, f"@{self._origin},{topics}")
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -151,12 +154,39 @@ class PostgresStore(Store):
             self._notify(tx.topics)
         return result
 
-    def _commit_sql(self, payload: str) -> sql.Composed:
-        """``pg_notify`` and ``COMMIT`` as one simple query (literals quoted by psycopg: a
-        simple query carries no parameters)."""
-        return sql.SQL("SELECT pg_notify({}, {}); COMMIT").format(
+    def _commit(self, conn: psycopg.Connection[Any], tx: _PgTx, payload: str) -> None:
+        """The transaction's last statements, its COMMIT and its NOTIFY, in one round trip
+        (a simple query: its parameters bound by psycopg as literals).
+
+        No client round trip falls between the last statements and the commit, so the locks
+        they take (an agent's feed counter, which every change of its intents bumps) are held
+        for the commit alone. The NOTIFY comes after the COMMIT, in a transaction of its own:
+        inside the transaction it would take PostgreSQL's lock on the notification queue
+        until the commit is on disk, and no two writers could commit together."""
+        statements = []
+        if tx.at_commit:
+            binder = psycopg.ClientCursor(conn)
+            statements = [binder.mogrify(_PgTx._sql(q), p) for q, p in tx.at_commit]
+        notify = sql.SQL("SELECT pg_notify({}, {})").format(
             sql.Literal(self.channel), sql.Literal(payload)
         )
+        statements += ["COMMIT", notify.as_string(conn)]
+        try:
+            conn.execute("; ".join(statements))
+        except psycopg.Error as exc:
+            if conn.info.transaction_status == TransactionStatus.INERROR:
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("ROLLBACK")
+                raise
+            failed = exc.sqlstate or ""
+            if conn.info.transaction_status != TransactionStatus.IDLE or failed[:2] in (
+                "40",  # the COMMIT failed (a rollback), or the connection broke, so whether
+                "23",  # it happened is unknown: the caller is told, as for any commit
+            ):
+                raise
+            # committed, and only the notification failed: other replicas see the change
+            # at their next catch-up (as when a notification is lost)
+            logger.warning("a commit's NOTIFY failed", exc_info=True)
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writing=True)

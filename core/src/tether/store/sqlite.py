@@ -307,6 +307,8 @@ class SQLiteStore(Store):
                 conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(tx)
+                for statement, params in tx.at_commit:  # the job's last statements
+                    tx.execute(statement, params)
             except BaseException as exc:  # the job's own failure; roll back only its changes
                 if not conn.in_transaction:  # SQLite aborted the whole transaction
                     exc = StoreError(f"the write was aborted, nothing of it was stored: {exc}")
