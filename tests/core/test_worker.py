@@ -251,3 +251,38 @@ def test_an_idle_worker_polls_with_reads_and_claims_when_work_comes(store_url: s
         assert len(writes) == before  # idle: reads only
         intent = client.create_intent("refund.request.v1", AGENT)
         assert worker.run_once() and ran == [intent.intent_id]
+
+
+def test_idle_claimers_woken_by_one_intent_make_one_claim_between_them(store_url: str) -> None:
+    """Claimers of one agent in one process, idle and waiting, all woken by one new intent:
+    they take turns to look, so one of them claims it and the others only read."""
+    with tether.connect(store_url) as client:
+        store = client.engine.store
+        claims: list[object] = []
+        write = store.write
+
+        def counted(fn: object) -> object:
+            result = write(fn)  # type: ignore[arg-type]
+            if result is None or isinstance(result, tether.Claim):
+                claims.append(result)  # a claim's write: what it claimed, or nothing
+            return result
+
+        owners = [f"worker-{i}" for i in range(4)]
+        for owner in owners:  # each finds nothing once: idle from now on
+            assert client.claim(AGENT, owner=owner) is None
+        claims.clear()
+        store.write = counted  # type: ignore[method-assign]
+        got: list[tether.Claim | None] = []
+
+        def claimer(owner: str) -> None:
+            got.append(client.claim(AGENT, owner=owner, wait=1.5))
+
+        threads = [threading.Thread(target=claimer, args=(owner,)) for owner in owners]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.3)  # all four are waiting
+        intent = client.create_intent("refund.request.v1", AGENT)
+        for thread in threads:
+            thread.join(10)
+        assert [c.intent.intent_id for c in got if c is not None] == [intent.intent_id]
+        assert len(claims) == 1 and claims[0] is not None  # one write, and it found the work

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
@@ -56,6 +57,7 @@ from ..model import (
     WaitSpec,
 )
 from ..store import AGENT_CHANGES, Store, Tx, work_for
+from ..store.bridge import bridged
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
@@ -85,6 +87,8 @@ class Engine:
         self._secret: str = row[0]
         self._idle: dict[tuple[str, str], None] = {}
         """(agent, owner) of claims that found nothing last time (bounded; oldest first)."""
+        self._claim_turns: dict[str, threading.Lock] = {}
+        """Per agent, the turns its idle claimers in this process take (see :meth:`claim`)."""
         if fire_timers_on_open:
             self.fire_due_timers()
 
@@ -507,23 +511,44 @@ class Engine:
         # A claimer that found nothing last time, or was woken, looks first (a read): idle
         # workers polling make no writes, and idle workers woken by one new intent make one
         # write between them, not one each. A busy claimer claims straight away.
+        # Idle claimers of one agent in this process also take turns to look and claim:
+        # woken together by one resumed intent, each would otherwise see it claimable and
+        # write a claim, and all but one would find nothing.
         idle = (agent, owner)
         look = idle in self._idle
+
+        def attempt() -> Claim | None:
+            return self._write(
+                lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
+                                             intent_types, start, journal),
+                actor,
+            )  # fmt: skip
+
         while True:
             seen = self.store.topic_counter(topic)
             found = None
-            if not look or self.claimable(agent, intent_types=intent_types, actor=actor):
-                found = self._write(
-                    lambda tx, ctx: leases.claim(tx, ctx, agent, owner, lease_seconds,
-                                                 intent_types, start, journal),
-                    actor,
-                )  # fmt: skip
+            if not look:
+                found = attempt()
+            else:
+                with self._turns(agent):
+                    if self.claimable(agent, intent_types=intent_types, actor=actor):
+                        found = attempt()
             remaining = deadline - time.monotonic()
             if found is not None or remaining <= 0:
                 self._remember(idle, found is None)
                 return found
             self.store.wait_for_change(seen, remaining, topic=topic)
             look = True
+
+    def _turns(self, agent: str) -> contextlib.AbstractContextManager[Any]:
+        """The lock idle claimers of ``agent`` take turns on. None on an event loop (the
+        server's embedded store): a greenlet holding it there would block the loop's others."""
+        if bridged():
+            return contextlib.nullcontext()
+        turns = self._claim_turns.get(agent)
+        if turns is None:
+            turns = self._claim_turns.setdefault(agent, threading.Lock())
+        return turns
 
     def _remember(self, claimer: tuple[str, str], idle: bool) -> None:
         if not idle:
