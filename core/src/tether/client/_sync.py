@@ -49,6 +49,7 @@ from ..model import (
 )
 from ..model.waits import MAX_SECONDS
 from ..store import AGENT_CHANGES, Store
+from ..store.bridge import pause
 from ._guard import AgentGuard
 from ._http import HttpBackend
 
@@ -460,6 +461,7 @@ class Client:
             retry=retry_if_exception(_outage),
             stop=stop_after_delay(retry_for),
             wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
+            sleep=pause,  # on an event loop (AsyncClient, embedded store): awaited there
             reraise=True,
         )
         for attempt in retrying:

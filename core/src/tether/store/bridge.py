@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar, cast
 
@@ -54,6 +55,15 @@ def wait_future(future: concurrent.futures.Future[T]) -> T:
     if bridged() and not future.done():
         return await_only(asyncio.wrap_future(future))
     return future.result()
+
+
+def pause(seconds: float) -> None:
+    """Sleep: from a bridged call by awaiting ``asyncio.sleep`` (the loop serves the others
+    meanwhile), otherwise by blocking the calling thread."""
+    if bridged():
+        await_only(asyncio.sleep(seconds))
+    else:
+        time.sleep(seconds)
 
 
 async def run_bridged(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
