@@ -321,3 +321,9 @@ def test_recording_a_step_outlasts_a_store_outage_but_not_a_corrupt_store(
         with pytest.raises(tether.StoreError, match="away"):
             client.record_step(intent.intent_id, "c", 3, retry_for=0.2)
         assert [s.key for s in client.list_steps(intent.intent_id)] == ["a"]
+        failures.clear()
+        client.store.close()  # closed by this process: no use waiting (a worker shutting down)
+        started = time.monotonic()
+        with pytest.raises(tether.StoreClosed):
+            client.record_step(intent.intent_id, "d", 4)
+        assert time.monotonic() - started < 5  # not retried for retry_for (30 s)

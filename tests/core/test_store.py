@@ -277,6 +277,9 @@ def test_a_write_racing_close_fails_instead_of_waiting_for_ever(tmp_path: Path) 
     assert not closer.is_alive()
     assert busy.result(0) is True
     assert before.result(0) == 1
+    once_closed = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (3)"))
+    with pytest.raises(tether.StoreError, match="closed"):  # the writer is gone: at once
+        once_closed.result(0)
     reopened = SQLiteStore(tmp_path / "s.db")
     try:
         assert reopened.read(lambda tx: tx.all("SELECT x FROM t")) == [(1,)]

@@ -91,6 +91,17 @@ def test_a_statement_run_at_commit_commits_or_fails_with_its_transaction(
         store.write(bump)
         assert _get(store, "n") == 10  # (0 + 1) * 10
 
+        def ordered(tx: Tx) -> None:  # by their order key, then as registered
+            for key, digit in (("b", 2), ("a", 1), ("b", 3)):
+                tx.execute_at_commit(
+                    "UPDATE kv SET v = v * 10 + ? WHERE k = 'n'", (digit,), order=key
+                )
+
+        store.write(lambda tx: tx.execute("UPDATE kv SET v = 0 WHERE k = 'n'"))
+        store.write(ordered)
+        assert _get(store, "n") == 123
+        store.write(lambda tx: tx.execute("UPDATE kv SET v = 10 WHERE k = 'n'"))
+
         def failing(tx: Tx) -> None:
             tx.execute("INSERT INTO kv VALUES ('lost', 1)")
             tx.execute_at_commit("INSERT INTO kv VALUES (?, ?)", ("n", 2))  # a duplicate key
@@ -231,6 +242,88 @@ def test_a_notification_that_fails_after_its_commit_does_not_fail_the_write(
             assert _get(store, "n") == 1
             assert store.write(lambda tx: tx.execute("UPDATE kv SET v = 2")) == 1
             assert _get(store, "n") == 2
+        finally:
+            store.close()
+
+
+def test_a_write_that_goes_on_after_a_failed_statement_or_a_failed_commit_is_not_done() -> None:
+    """PostgreSQL: a write that caught a failed statement is refused (PostgreSQL would
+    answer its COMMIT with a rollback), and so is one whose COMMIT fails for a reason of its
+    own (here a deferred trigger): neither is reported done, and neither is stored."""
+    with fresh_schema() as url:
+        store = PostgresStore(url)
+        try:
+            _setup(store)
+
+            def goes_on(tx: Tx) -> str:
+                tx.execute("INSERT INTO kv VALUES ('a', 1)")
+                with pytest.raises(psycopg.errors.UniqueViolation):
+                    tx.execute("INSERT INTO kv VALUES ('a', 2)")  # a duplicate key
+                return "done"
+
+            with pytest.raises(tether.StoreError, match="nothing was stored"):
+                store.write(goes_on)
+            assert _get(store, "a") is None
+            store.write(
+                lambda tx: tx.execute(
+                    "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                    "IF NEW.k = 'bad' THEN RAISE EXCEPTION 'refused at commit'; END IF; "
+                    "RETURN NULL; END $$"
+                )
+            )
+            store.write(
+                lambda tx: tx.execute(
+                    "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT ON kv DEFERRABLE INITIALLY "
+                    "DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
+                )
+            )
+            with pytest.raises(tether.StoreError, match="refused at commit"):
+                store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('bad', 1)"))
+            assert _get(store, "bad") is None
+            assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('ok', 1)")) == 1
+        finally:
+            store.close()
+
+
+def test_statements_run_at_commit_lock_rows_in_one_order() -> None:
+    """PostgreSQL: writers that bump the same two counters at commit, named in opposite
+    orders, lock them in one order (by their order key) and never deadlock."""
+    with fresh_schema() as url:
+        store = PostgresStore(url)
+        try:
+            _setup(store)
+            store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('x', 0), ('y', 0)"))
+
+            def deadlocks() -> int:
+                with psycopg.connect(url) as conn:
+                    row = conn.execute(
+                        "SELECT deadlocks FROM pg_stat_database WHERE datname = current_database()"
+                    ).fetchone()
+                return int(row[0]) if row else 0
+
+            def bump(first: str, second: str) -> None:
+                for _ in range(150):
+
+                    def both(tx: Tx) -> None:
+                        for key in (first, second):
+                            tx.execute_at_commit(
+                                "UPDATE kv SET v = v + 1 WHERE k = ?", (key,), order=key
+                            )
+                        tx.touch("t")
+
+                    store.write(both)
+
+            before = deadlocks()
+            threads = [
+                threading.Thread(target=bump, args=pair) for pair in [("x", "y"), ("y", "x")] * 3
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            time.sleep(0.6)  # the statistics collector reports within half a second
+            assert deadlocks() == before
+            assert _get(store, "x") == _get(store, "y") == 900
         finally:
             store.close()
 

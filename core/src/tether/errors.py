@@ -200,6 +200,12 @@ class StoreError(TetherError):
     code = "store_unavailable"
 
 
+class StoreClosed(StoreError):
+    """This process closed the store: nothing more goes through it, and waiting will not
+    change that (a client retrying through an outage stops at once). Over HTTP the server
+    reports it as ``store_unavailable``, which a client does retry."""
+
+
 class CorruptStore(StoreError):
     """Stored data failed an integrity check and was not loaded."""
 
@@ -210,7 +216,8 @@ _BY_CODE: dict[str, type[TetherError]] = {}
 
 
 def _register(cls: type[TetherError]) -> None:
-    _BY_CODE[cls.code] = cls
+    if "code" in vars(cls):  # a subclass sharing its parent's code is read as the parent
+        _BY_CODE[cls.code] = cls
     for sub in cls.__subclasses__():
         _register(sub)
 

@@ -14,7 +14,14 @@ from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_expone
 
 from ..clock import Clock
 from ..engine import Engine
-from ..errors import ApprovalPending, CorruptStore, InvalidRequest, StoreError, TetherError
+from ..errors import (
+    ApprovalPending,
+    CorruptStore,
+    InvalidRequest,
+    StoreClosed,
+    StoreError,
+    TetherError,
+)
 from ..model import (
     TERMINAL,
     Agent,
@@ -62,8 +69,9 @@ def default_owner() -> str:
 
 
 def _outage(exc: BaseException) -> bool:
-    """The store or server is away for now (not corrupt: that does not pass by waiting)."""
-    return isinstance(exc, StoreError) and not isinstance(exc, CorruptStore)
+    """The store or server is away for now (not corrupt, not closed by this process: those
+    do not pass by waiting)."""
+    return isinstance(exc, StoreError) and not isinstance(exc, CorruptStore | StoreClosed)
 
 
 def _token(lease: Lease | str | None) -> str | None:

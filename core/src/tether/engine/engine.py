@@ -548,6 +548,11 @@ class Engine:
         turns = self._claim_turns.get(agent)
         if turns is None:
             turns = self._claim_turns.setdefault(agent, threading.Lock())
+            while len(self._claim_turns) > 4096:  # many agents come and go: forget the oldest
+                # (a claimer still holding a forgotten lock only loses its turn's exclusivity:
+                # its claim is still one write, and two claimers never take one intent)
+                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+                    del self._claim_turns[next(iter(self._claim_turns))]
         return turns
 
     def _remember(self, claimer: tuple[str, str], idle: bool) -> None:

@@ -97,7 +97,7 @@ def append_event(
         # locked until the transaction ends), that streams and polls page on. On PostgreSQL
         # the bump is sent with the commit, so the lock is held for the commit alone.
         if together:
-            tx.execute_at_commit(_BUMP_FEED, (row.to_agent, row.intent_id))
+            tx.execute_at_commit(_BUMP_FEED, (row.to_agent, row.intent_id), order=row.to_agent)
         else:
             bumped = tx.one(
                 "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",

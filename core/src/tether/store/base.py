@@ -49,10 +49,12 @@ class Tx(Protocol):
         """Run ``callback`` once this transaction is durably committed (never if it is not)."""
         ...
 
-    def execute_at_commit(self, sql: str, params: Sequence[Any] = ()) -> None:
-        """Run a statement as the transaction's last (its row count is not reported). A
-        dialect may send it with the commit in one round trip, so the row locks it takes are
-        held only while the commit itself lasts: meant for a counter many writers bump."""
+    def execute_at_commit(self, sql: str, params: Sequence[Any] = (), *, order: str = "") -> None:
+        """Run a statement among the transaction's last (its row count is not reported). A
+        dialect may send them with the commit in one round trip, so the row locks they take
+        are held only while the commit itself lasts: meant for a counter many writers bump.
+        They run by ``order``, then as registered: name the row a statement locks, so any
+        two transactions lock such rows in the same order and never deadlock on them."""
         ...
 
     def touch(self, topic: str) -> None:
@@ -69,7 +71,7 @@ class TxState:
         self.callbacks: list[Callable[[], None]] = []
         self.topics: set[str] = set()
         self.memo: dict[Any, Any] = {}
-        self.at_commit: list[tuple[str, Sequence[Any]]] = []
+        self.at_commit: list[tuple[str, str, Sequence[Any]]] = []
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         self.callbacks.append(callback)
@@ -77,8 +79,13 @@ class TxState:
     def touch(self, topic: str) -> None:
         self.topics.add(topic)
 
-    def execute_at_commit(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self.at_commit.append((sql, params))
+    def execute_at_commit(self, sql: str, params: Sequence[Any] = (), *, order: str = "") -> None:
+        self.at_commit.append((order, sql, params))
+
+    def last_statements(self) -> list[tuple[str, Sequence[Any]]]:
+        """The statements given to :meth:`execute_at_commit`, in the order they run."""
+        ordered = sorted(self.at_commit, key=lambda entry: entry[0])  # stable
+        return [(sql, params) for _, sql, params in ordered]
 
 
 class Store(abc.ABC):

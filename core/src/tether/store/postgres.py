@@ -23,7 +23,7 @@ from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreError
+from ..errors import StoreClosed, StoreError
 from .base import Row, Store, Tx, TxState
 from .migrations import apply_migrations_pg
 from .schema import MIGRATIONS, Migration
@@ -33,6 +33,9 @@ logger = logging.getLogger(__name__)
 
 CATCH_UP_SECONDS = 1.0
 """How often waiters re-read even without a notification."""
+
+_NOTIFY_ERRORS = frozenset({"22023", "54000"})
+"""What only ``pg_notify`` raises here: a bad channel or payload, a full notification queue."""
 
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
 
@@ -45,6 +48,10 @@ def _origin_and_topics(payload: str) -> tuple[str, str]:
         origin, _, topics = payload.partition(",")
         return origin[1:], topics
     return "", payload
+
+
+def _status(conn: psycopg.Connection[Any]) -> TransactionStatus:
+    return conn.info.transaction_status
 
 
 class _PgTx(TxState):
@@ -117,7 +124,7 @@ class PostgresStore(Store):
 
     def _run(self, fn: Callable[[Tx], T], writing: bool) -> T:
         if self._closed:
-            raise StoreError("the store is closed")
+            raise StoreClosed("the store is closed")
         attempt = 0
         while True:
             attempt += 1
@@ -163,10 +170,15 @@ class PostgresStore(Store):
         for the commit alone. The NOTIFY comes after the COMMIT, in a transaction of its own:
         inside the transaction it would take PostgreSQL's lock on the notification queue
         until the commit is on disk, and no two writers could commit together."""
+        if conn.info.transaction_status == TransactionStatus.INERROR:
+            # a statement failed and the write went on (it caught the error): PostgreSQL
+            # would answer the COMMIT with a rollback, and nothing of it is stored
+            conn.execute("ROLLBACK")
+            raise StoreError("the write went on after a failed statement; nothing was stored")
         statements = []
         if tx.at_commit:
             binder = psycopg.ClientCursor(conn)
-            statements = [binder.mogrify(_PgTx._sql(q), p) for q, p in tx.at_commit]
+            statements = [binder.mogrify(_PgTx._sql(q), p) for q, p in tx.last_statements()]
         notify = sql.SQL("SELECT pg_notify({}, {})").format(
             sql.Literal(self.channel), sql.Literal(payload)
         )
@@ -174,16 +186,13 @@ class PostgresStore(Store):
         try:
             conn.execute("; ".join(statements))
         except psycopg.Error as exc:
-            if conn.info.transaction_status == TransactionStatus.INERROR:
+            status = _status(conn)  # (the query changed it)
+            if status == TransactionStatus.INERROR:
                 with contextlib.suppress(psycopg.Error):
                     conn.execute("ROLLBACK")
                 raise
-            failed = exc.sqlstate or ""
-            if conn.info.transaction_status != TransactionStatus.IDLE or failed[:2] in (
-                "40",  # the COMMIT failed (a rollback), or the connection broke, so whether
-                "23",  # it happened is unknown: the caller is told, as for any commit
-            ):
-                raise
+            if status != TransactionStatus.IDLE or exc.sqlstate not in _NOTIFY_ERRORS:
+                raise  # the COMMIT failed (or the connection broke): the caller is told
             # committed, and only the notification failed: other replicas see the change
             # at their next catch-up (as when a notification is lost)
             logger.warning("a commit's NOTIFY failed", exc_info=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ..errors import StoreError, TetherError
+from ..errors import StoreClosed, StoreError, TetherError
 from .base import Row, Store, Tx, TxState
 from .bridge import bridged, wait_future
 from .migrations import apply_migrations
@@ -117,6 +117,8 @@ class SQLiteStore(Store):
         self._watch_version: int = self._watch.execute("PRAGMA data_version").fetchone()[0]
         self._init_changes()
         self._closed = False
+        self._stopped = False
+        """Set by the writer thread once it takes no more jobs."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._committing = threading.Lock()  # held by whoever runs a commit on _wconn
         self._writing = _Writing()
@@ -177,7 +179,7 @@ class SQLiteStore(Store):
             # sync, and another process's write lock, would hold it.
             try:
                 if self._closed:
-                    raise StoreError("the store is closed")
+                    raise StoreClosed("the store is closed")
                 self._writing.active = True
                 self._commit([job])
             finally:
@@ -210,24 +212,32 @@ class SQLiteStore(Store):
 
     def _enqueue(self, job: _Job) -> None:
         self._queue.put(job)
-        if self._closed and threading.current_thread() is not self._thread:
-            # closed since the caller checked: the writer takes what came before its stop,
-            # and what came after would wait for ever
-            self._thread.join()
+        if self._stopped:  # the writer has taken its last job: this one would wait for ever
             self._fail_queued()
 
     def _fail_queued(self) -> None:
-        """Fail every job still queued (called once the writer thread has ended)."""
+        """Fail every job still queued (once the writer has stopped taking jobs). The writer
+        thread and a caller may both do it at once: each job is taken by one of them."""
         while True:
             try:
                 job = self._queue.get_nowait()
             except queue.Empty:
                 return
-            if job is not _STOP and not job.future.done():
-                job.future.set_exception(StoreError("the store is closed"))
+            if job is not _STOP and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(StoreClosed("the store is closed"))
 
     def _run(self) -> None:
         self._writing.active = True
+        try:
+            self._take_jobs()
+        finally:
+            # Jobs queued behind the stop (by callers that checked the store was open just
+            # before close() began) fail at once. The flag first, then the queue: a caller
+            # that queues after the flag is set fails its job itself (see _enqueue).
+            self._stopped = True
+            self._fail_queued()
+
+    def _take_jobs(self) -> None:
         while True:
             first = self._queue.get()
             if first is _STOP:
@@ -307,7 +317,7 @@ class SQLiteStore(Store):
                 conn.execute("SAVEPOINT job")
             try:
                 value = job.fn(tx)
-                for statement, params in tx.at_commit:  # the job's last statements
+                for statement, params in tx.last_statements():  # the job's last statements
                     tx.execute(statement, params)
             except BaseException as exc:  # the job's own failure; roll back only its changes
                 if not conn.in_transaction:  # SQLite aborted the whole transaction
@@ -365,7 +375,7 @@ class SQLiteStore(Store):
 
     def _check_open(self) -> None:
         if self._closed:
-            raise StoreError("the store is closed")
+            raise StoreClosed("the store is closed")
 
     def close(self) -> None:
         if self._closed:
@@ -373,7 +383,6 @@ class SQLiteStore(Store):
         self._closed = True
         self._queue.put(_STOP)
         self._thread.join()
-        self._fail_queued()  # queued behind the stop: they would wait for ever
         with self._readers_lock:
             for conn in self._readers:
                 conn.close()
