@@ -509,11 +509,10 @@ class Engine:
         topic = work_for(agent)
         deadline = time.monotonic() + wait
         # A claimer that found nothing last time, or was woken, looks first (a read): idle
-        # workers polling make no writes, and idle workers woken by one new intent make one
-        # write between them, not one each. A busy claimer claims straight away.
-        # Idle claimers of one agent in this process also take turns to look and claim:
-        # woken together by one resumed intent, each would otherwise see it claimable and
-        # write a claim, and all but one would find nothing.
+        # workers polling make no writes. A busy claimer claims straight away. Idle claimers
+        # of one agent in this process take turns to look and claim, so those woken by one
+        # new intent make one write between them, not one each (each would see it claimable,
+        # and all but one would write a claim that finds nothing).
         idle = (agent, owner)
         look = idle in self._idle
 
