@@ -269,22 +269,48 @@ def test_a_write_racing_close_fails_instead_of_waiting_for_ever(tmp_path: Path) 
     closer.start()
     assert eventually(lambda: store._closed, 5)
     store._check_open = lambda: None  # type: ignore[method-assign]  # it passed just before
-    threading.Timer(0.2, gate.set).start()
     late = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))
-    with pytest.raises(tether.StoreError, match="closed"):
+    assert not late.done()  # queued behind the stop, and the caller did not wait for the writer
+    gate.set()
+    with pytest.raises(tether.StoreClosed):
         late.result(5)
     closer.join(5)
     assert not closer.is_alive()
     assert busy.result(0) is True
     assert before.result(0) == 1
     once_closed = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (3)"))
-    with pytest.raises(tether.StoreError, match="closed"):  # the writer is gone: at once
+    with pytest.raises(tether.StoreClosed):  # the writer is gone: at once
         once_closed.result(0)
     reopened = SQLiteStore(tmp_path / "s.db")
     try:
         assert reopened.read(lambda tx: tx.all("SELECT x FROM t")) == [(1,)]
     finally:
         reopened.close()
+
+
+def test_a_writer_thread_that_fails_fails_its_writes_and_takes_no_more(tmp_path: Path) -> None:
+    """If the writer thread itself fails (a bug, an I/O error outside any job), the writes it
+    held fail, later writes are refused with a StoreError (not "closed": nobody closed it,
+    and nothing waits for ever), and reads go on."""
+    store = SQLiteStore(tmp_path / "s.db")
+    try:
+        store.write(lambda tx: tx.execute("CREATE TABLE t (x INTEGER)"))
+
+        def broken(topics: object) -> None:
+            raise OSError("disk gone")
+
+        store._notify = broken  # type: ignore[method-assign,assignment]  # runs after COMMIT
+        held = store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (1)"))
+        with pytest.raises(tether.StoreError, match="writer failed") as info:
+            held.result(5)
+        assert not isinstance(info.value, tether.StoreClosed)
+        with pytest.raises(tether.StoreError, match="takes no more writes"):
+            store.write(lambda tx: tx.execute("INSERT INTO t VALUES (2)"))
+        with pytest.raises(tether.StoreError, match="takes no more writes"):
+            store.submit(lambda tx: tx.execute("INSERT INTO t VALUES (3)"))
+        assert store.read(lambda tx: tx.all("SELECT x FROM t")) == [(1,)]  # it had committed
+    finally:
+        store.close()
 
 
 def test_a_truncated_store_is_refused_not_half_loaded(db_url: str, tmp_path: Path) -> None:

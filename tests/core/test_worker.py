@@ -286,3 +286,24 @@ def test_idle_claimers_woken_by_one_intent_make_one_claim_between_them(store_url
             thread.join(10)
         assert [c.intent.intent_id for c in got if c is not None] == [intent.intent_id]
         assert len(claims) == 1 and claims[0] is not None  # one write, and it found the work
+
+
+def test_a_worker_stops_when_its_store_is_closed(db_url: str) -> None:
+    """A store closed by its own process will not come back: the worker's loop ends instead
+    of retrying as it does through an outage."""
+    client = tether.connect(db_url)
+    worker = tether.Worker(client, agent=AGENT, poll_seconds=0.05)
+
+    @worker.handler("refund.request.v1")
+    def refund(ctx: tether.WorkContext) -> dict[str, bool]:
+        return {"ok": True}
+
+    loop = threading.Thread(target=worker.run)
+    loop.start()
+    time.sleep(0.2)  # polling
+    client.close()
+    loop.join(10)
+    alive = loop.is_alive()
+    worker.stop()
+    loop.join(10)
+    assert not alive

@@ -36,7 +36,15 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .client import AgentGuard, Client, default_owner
-from .errors import AgentStopped, Forbidden, IntentTerminal, LeaseLost, StoreError, TetherError
+from .errors import (
+    AgentStopped,
+    Forbidden,
+    IntentTerminal,
+    LeaseLost,
+    StoreClosed,
+    StoreError,
+    TetherError,
+)
 from .model import (
     Claim,
     ErrorInfo,
@@ -388,6 +396,9 @@ class Worker:
                 if self.run_once():
                     done += 1
                 outage = 0
+            except StoreClosed:  # closed by this process: no use waiting for it
+                logger.info("the store is closed; the worker stops")
+                break
             except StoreError as exc:
                 outage += 1  # the store or server is away (a restart): wait and try again
                 logger.warning("cannot reach the store (%s); retrying", exc.message)

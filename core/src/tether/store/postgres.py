@@ -34,8 +34,14 @@ logger = logging.getLogger(__name__)
 CATCH_UP_SECONDS = 1.0
 """How often waiters re-read even without a notification."""
 
-_NOTIFY_ERRORS = frozenset({"22023", "54000"})
-"""What only ``pg_notify`` raises here: a bad channel or payload, a full notification queue."""
+_NOTIFY_ERRORS = frozenset({"54000"})
+"""What only ``pg_notify`` raises in a commit's round trip: a full notification queue. (Its
+other error, 22023, a bad channel or payload, a COMMIT may raise too, from a deferred
+trigger; the channel and payload are checked before they are sent, so it never comes from
+the NOTIFY.)"""
+
+_MAX_TOPICS_BYTES = 7000
+"""Topics named in a NOTIFY payload at most (PostgreSQL takes 8000 bytes); more: ``*``."""
 
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
 
@@ -103,7 +109,9 @@ class PostgresStore(Store):
         except psycopg.Error as exc:
             raise StoreError(f"cannot open the PostgreSQL store: {exc}") from exc
         if schema and schema[0] and schema[0] != "public":
-            self.channel = f"tether_changes_{schema[0]}"[:63]
+            # a channel is an identifier: at most 63 bytes
+            name = f"tether_changes_{schema[0]}".encode()[:63]
+            self.channel = name.decode(errors="ignore")
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
             kwargs={"autocommit": True},  # a write opens its transaction; a read needs none
@@ -144,7 +152,7 @@ class PostgresStore(Store):
                     # the payload names the topics the write touched ("*": too many to name,
                     # so every topic moves)
                     topics = ",".join(sorted(tx.topics))
-                    topics = topics if len(topics) < 4000 else "*"
+                    topics = topics if len(topics.encode()) <= _MAX_TOPICS_BYTES else "*"
                     self._commit(conn, tx, f"@{self._origin},{topics}")
                     break
             except _RETRY as exc:
@@ -179,10 +187,7 @@ class PostgresStore(Store):
         if tx.at_commit:
             binder = psycopg.ClientCursor(conn)
             statements = [binder.mogrify(_PgTx._sql(q), p) for q, p in tx.last_statements()]
-        notify = sql.SQL("SELECT pg_notify({}, {})").format(
-            sql.Literal(self.channel), sql.Literal(payload)
-        )
-        statements += ["COMMIT", notify.as_string(conn)]
+        statements += ["COMMIT", self._notify_sql(conn, payload)]
         try:
             conn.execute("; ".join(statements))
         except psycopg.Error as exc:
@@ -196,6 +201,11 @@ class PostgresStore(Store):
             # committed, and only the notification failed: other replicas see the change
             # at their next catch-up (as when a notification is lost)
             logger.warning("a commit's NOTIFY failed", exc_info=True)
+
+    def _notify_sql(self, conn: psycopg.Connection[Any], payload: str) -> str:
+        """The statement that tells the other replicas of a commit (its literals quoted)."""
+        notify = sql.SQL("SELECT pg_notify({}, {})")
+        return notify.format(sql.Literal(self.channel), sql.Literal(payload)).as_string(conn)
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writing=True)

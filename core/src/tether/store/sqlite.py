@@ -119,6 +119,8 @@ class SQLiteStore(Store):
         self._closed = False
         self._stopped = False
         """Set by the writer thread once it takes no more jobs."""
+        self._failed: BaseException | None = None
+        """What stopped the writer thread, if it was not :meth:`close`."""
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._committing = threading.Lock()  # held by whoever runs a commit on _wconn
         self._writing = _Writing()
@@ -167,7 +169,7 @@ class SQLiteStore(Store):
     # -- writes ------------------------------------------------------------------------------
 
     def write(self, fn: Callable[[Tx], T]) -> T:
-        self._check_open()
+        self._check_writable()
         if self._writing.active:
             raise RuntimeError("store.write() called from inside a write")
         job = _Job(fn)
@@ -205,7 +207,7 @@ class SQLiteStore(Store):
 
     def submit(self, fn: Callable[[Tx], T]) -> concurrent.futures.Future[T]:
         """Queue a write and return its future (resolved once the commit is durable)."""
-        self._check_open()
+        self._check_writable()
         job = _Job(fn)
         self._enqueue(job)
         return job.future
@@ -224,12 +226,22 @@ class SQLiteStore(Store):
             except queue.Empty:
                 return
             if job is not _STOP and job.future.set_running_or_notify_cancel():
-                job.future.set_exception(StoreClosed("the store is closed"))
+                job.future.set_exception(self._gone())
+
+    def _gone(self) -> StoreError:
+        """Why the store takes no more writes: closed, or its writer thread failed."""
+        if self._failed is not None:
+            return StoreError(f"the store's writer failed and takes no more writes: "
+                              f"{self._failed!r}; open the store again")  # fmt: skip
+        return StoreClosed("the store is closed")
 
     def _run(self) -> None:
         self._writing.active = True
         try:
             self._take_jobs()
+        except BaseException as exc:  # a bug or an I/O error outside any job: no more writes
+            self._failed = exc
+            logger.exception("the store's writer thread failed")
         finally:
             # Jobs queued behind the stop (by callers that checked the store was open just
             # before close() began) fail at once. The flag first, then the queue: a caller
@@ -254,7 +266,11 @@ class SQLiteStore(Store):
                     break
                 batch.append(nxt)
             with self._committing:
-                self._commit(batch)
+                try:
+                    self._commit(batch)
+                except BaseException as exc:  # its callers must not wait for ever
+                    self._fail(batch, StoreError(f"the store's writer failed: {exc!r}"))
+                    raise
             if stop:
                 return
 
@@ -372,6 +388,11 @@ class SQLiteStore(Store):
             return True
 
     # -- lifecycle ---------------------------------------------------------------------------
+
+    def _check_writable(self) -> None:
+        self._check_open()
+        if self._failed is not None:
+            raise self._gone()
 
     def _check_open(self) -> None:
         if self._closed:
