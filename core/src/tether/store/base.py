@@ -84,6 +84,8 @@ class TxState:
 
     def last_statements(self) -> list[tuple[str, Sequence[Any]]]:
         """The statements given to :meth:`execute_at_commit`, in the order they run."""
+        if not self.at_commit:  # most writes (every write's path calls this)
+            return []
         ordered = sorted(self.at_commit, key=lambda entry: entry[0])  # stable
         return [(sql, params) for _, sql, params in ordered]
 

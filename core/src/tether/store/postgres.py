@@ -57,6 +57,7 @@ def _origin_and_topics(payload: str) -> tuple[str, str]:
 
 
 def _status(conn: psycopg.Connection[Any]) -> TransactionStatus:
+    """The connection's transaction status, read afresh (after a query has changed it)."""
     return conn.info.transaction_status
 
 

@@ -180,8 +180,7 @@ class SQLiteStore(Store):
             # the writer thread once this commit ends). Never on an event loop: the disk
             # sync, and another process's write lock, would hold it.
             try:
-                if self._closed:
-                    raise StoreClosed("the store is closed")
+                self._check_open()  # (again, under the commit lock close() takes)
                 self._writing.active = True
                 self._commit([job])
             finally:
