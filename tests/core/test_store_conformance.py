@@ -8,8 +8,10 @@ import time
 import psycopg
 import pytest
 import tether
+from tether.engine.transitions import RUNNABLE
 from tether.store import LATEST, MIGRATIONS, Migration, Store, Tx, open_store
 from tether.store.postgres import PostgresStore
+from tether.store.schema import CLAIMABLE
 from tether.store.sqlite import SQLiteStore, sqlite_path
 
 from ..pg import fresh_schema
@@ -24,6 +26,16 @@ def _open(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
 
 def _setup(store: Store) -> None:
     store.write(lambda tx: tx.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"))
+
+
+def _intent_columns(store: Store) -> list[str]:
+    if store.url.startswith("postgresql"):
+        rows = store.read(lambda tx: tx.all(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = 'intents' AND table_schema = current_schema()"
+        ))  # fmt: skip
+        return [r[0] for r in rows]
+    return [r[1] for r in store.read(lambda tx: tx.all("PRAGMA table_info(intents)"))]
 
 
 def _get(store: Store, key: str) -> int | None:
@@ -189,10 +201,11 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
             tx.execute("DROP INDEX intents_by_agent_id")
             tx.execute("DROP INDEX intents_by_agent_feed")
             tx.execute("DROP INDEX IF EXISTS states_by_key")  # migration 9: PostgreSQL's only
+            tx.execute("DROP INDEX intents_claimable")
             tx.execute("DELETE FROM tether_migrations WHERE version >= 7")
 
         client.store.write(as_of_version_6)
-    store = open_store(store_url)  # applies migrations 7 to 9 again
+    store = open_store(store_url)  # applies migrations 7 and later again
     try:
         rows = store.read(lambda tx: tx.all("SELECT assignee FROM task_assignees ORDER BY 1"))
     finally:
@@ -200,6 +213,75 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
     assert [r[0] for r in rows] == ["*", "alice", "group:ops"]
     with tether.connect(store_url, actor=tether.Principal.human("alice", groups=["ops"])) as alice:
         assert [i.intent_id for i in alice.list_tasks(mine=True)] == intents
+
+
+def test_the_claimable_statuses_are_the_ones_the_claim_index_holds() -> None:
+    spelled = CLAIMABLE.removeprefix("status IN (").removesuffix(")")
+    assert sorted(s.value for s in RUNNABLE) == [v.strip(" '") for v in spelled.split(",")]
+
+
+def test_a_claim_reads_only_claimable_intents_however_many_an_agent_has_ended(
+    store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A claim must not walk an agent's ended intents: its queries use the partial index of
+    claimable ones, also in PostgreSQL's generic plan for a prepared statement."""
+    agent = "agent://x/busy"
+    with tether.connect(store_url) as client:
+        ended = []
+        for _ in range(3):
+            intent = client.create_intent("a.b.v1", agent)
+            client.complete(intent.intent_id, {}, lease=client.start(intent.intent_id))
+            ended.append(intent.intent_id)
+        pg = client.store.url.startswith("postgresql")
+        columns = _intent_columns(client.store)
+        copied = ", ".join("intent_id || ?" if c == "intent_id" else c for c in columns)
+
+        def clone(tx: Tx) -> None:  # 3,000 ended intents, as a long-lived agent has
+            for k in range(1000):
+                tx.execute(
+                    f"INSERT INTO intents ({', '.join(columns)}) SELECT {copied} FROM intents "
+                    "WHERE intent_id IN (?, ?, ?)",
+                    (f"-{k}", *ended),
+                )
+            if pg:
+                tx.execute("ANALYZE intents")  # as autovacuum would
+
+        client.store.write(clone)
+        waiting = client.create_intent("a.b.v1", agent).intent_id
+
+        seen: list[tuple[str, tuple[object, ...]]] = []
+        tx_type = type(client.store.read(lambda tx: tx))
+        original = tx_type.one
+
+        def spy(self: Tx, sql: str, params: tuple[object, ...] = ()) -> object:
+            if "FROM intents WHERE to_agent = ?" in sql:
+                seen.append((sql, tuple(params)))
+            return original(self, sql, params)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(tx_type, "one", spy)
+        assert client.engine.claimable(agent)
+        claim = client.claim(agent)
+        monkeypatch.undo()
+        assert claim is not None and claim.intent.intent_id == waiting
+        assert len(seen) >= 2  # the read that looks for work, and the claim itself
+        for sql, params in seen:
+            sql = sql.removesuffix(" FOR UPDATE SKIP LOCKED")
+            if pg:
+                numbered = sql
+                for n in range(1, len(params) + 1):
+                    numbered = numbered.replace("?", f"${n}", 1)
+                with psycopg.connect(store_url, autocommit=True) as conn:
+                    conn.execute("SET plan_cache_mode = force_generic_plan")
+                    conn.execute(f"PREPARE q AS {numbered}")
+                    args = ", ".join(psycopg.sql.quote(p) for p in params)
+                    plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE q({args})"))
+            else:
+                query = f"EXPLAIN QUERY PLAN {sql}"
+                rows = client.store.read(lambda tx, q=query, p=params: tx.all(q, p))
+                plan = "\n".join(str(r[-1]) for r in rows)
+            # the partial index, or an index searched by status: never the agent's whole list
+            searched = [ln for ln in plan.splitlines() if "Index Cond" in ln or "SEARCH" in ln]
+            assert "intents_claimable" in plan or any("status" in ln for ln in searched), plan
 
 
 def test_state_keys_go_by_code_point_whatever_the_collation(store_url: str) -> None:

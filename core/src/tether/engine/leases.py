@@ -10,6 +10,7 @@ from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
 from ..model import Claim, FeedItem, Lease, Status, WaitStatus
 from ..store import Tx, work_for
+from ..store.schema import CLAIMABLE
 from . import mesh
 from .context import Ctx
 from .intents import model_of
@@ -51,11 +52,11 @@ def _claimable(ctx: Ctx, agent: str, intent_types: list[str] | None) -> tuple[st
     """Which intents a claim for ``agent`` may take: runnable, not under a live lease."""
     where = [
         "to_agent = ?",
-        f"status IN ({', '.join('?' * len(RUNNABLE))})",
+        CLAIMABLE,  # literal statuses: the partial index intents_claimable matches only these
         "(lease_expires_at IS NULL OR lease_expires_at <= ?)",
         "workspace = ?",
     ]
-    params: list[object] = [agent, *(s.value for s in RUNNABLE), ctx.now_text, ctx.actor.workspace]
+    params: list[object] = [agent, ctx.now_text, ctx.actor.workspace]
     if intent_types:
         where.append(f"intent_type IN ({', '.join('?' * len(intent_types))})")
         params.extend(intent_types)

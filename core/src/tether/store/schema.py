@@ -321,4 +321,21 @@ MIGRATIONS += (
     ),
 )
 
+CLAIMABLE = "status IN ('ACKNOWLEDGED', 'DELIVERED', 'IN_PROGRESS', 'SUBMITTED')"
+"""The statuses a worker may claim in, as the claim's query and the index below spell them.
+Both planners use a partial index only when the query repeats its condition, with literals."""
+
+MIGRATIONS += (
+    Migration(
+        10,
+        "an agent's claimable intents, indexed apart from its ended ones",
+        # A claim takes the oldest claimable intent of an agent. Without this index it walked
+        # the agent's intents in id order past every ended one (20 ms at 30,000 of them): with
+        # no statistics SQLite prefers the index that gives the order, and so does
+        # PostgreSQL's generic plan for a prepared statement. This index holds only the rows
+        # a claim can take, in the order it takes them.
+        (f"CREATE INDEX intents_claimable ON intents (to_agent, intent_id) WHERE {CLAIMABLE}",),
+    ),
+)
+
 LATEST = MIGRATIONS[-1].version
