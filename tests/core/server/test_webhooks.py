@@ -131,11 +131,15 @@ def test_the_outbox_is_written_with_the_change(store_url: str) -> None:
         with pytest.raises(tether.Conflict):  # a refused change queues nothing
             local.cancel(intent.intent_id, "again")
         assert len(local.engine.list_deliveries(sub.subscription_id)) == 1
-        queued = local.engine.list_deliveries(every.subscription_id)
+        queued = local.engine.list_deliveries(every.subscription_id)  # newest first
         assert [(d.seq, d.event_type) for d in queued] == [
-            (1, "intent.created"), (2, "intent.submitted"), (3, "intent.canceled")
+            (3, "intent.canceled"), (2, "intent.submitted"), (1, "intent.created")
         ]  # fmt: skip
-        assert [d.payload["data"]["seq"] for d in queued] == [1, 2, 3]
+        assert [d.seq for d in local.engine.list_deliveries(every.subscription_id, limit=2)] == [
+            3,
+            2,
+        ]  # a page of the log holds its newest
+        assert [d.payload["data"]["seq"] for d in queued] == [3, 2, 1]
         assert len({d.delivery_id for d in queued}) == 3
         assert local.engine.list_deliveries(gone.subscription_id) == []  # revoked
         assert local.engine.list_deliveries(theirs.subscription_id, actor=other) == []
@@ -206,7 +210,7 @@ def test_axp_inbox_event_types(store_url: str) -> None:
         local.wait_for_time(intent.intent_id, seconds=60, lease=lease)  # not a thread change
         queued = [
             (d.event_type, d.payload["data"]["event_type"])
-            for d in local.engine.list_deliveries(sub.subscription_id)
+            for d in reversed(local.engine.list_deliveries(sub.subscription_id))
         ]
     assert queued == [
         ("inbox.thread_created", "intent.human_task_assigned"),

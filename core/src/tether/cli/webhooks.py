@@ -67,7 +67,7 @@ def remove(subscription_id: str, db: DbOption = None) -> None:
 @app.command()
 def deliveries(subscription_id: str, limit: Annotated[int, typer.Option(min=1, max=1000)] = 100,
                db: DbOption = None, as_json: JsonOption = False) -> None:  # fmt: skip
-    """A subscription's delivery log."""
+    """A subscription's delivery log, newest first."""
     with client(db) as c:
         found = c.engine.list_deliveries(subscription_id, limit=limit)
     if as_json:

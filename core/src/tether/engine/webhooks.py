@@ -282,10 +282,12 @@ def record(
 
 
 def deliveries(tx: Tx, ctx: Ctx, subscription_id: str, limit: int) -> list[Delivery]:
+    """A subscription's delivery log, newest first (the oldest were all an operator saw
+    once a subscription had more than a page of them)."""
     _own(tx, ctx, subscription_id)
     rows = tx.all(
         f"SELECT {_DEL} FROM webhook_deliveries WHERE subscription_id = ? "
-        "ORDER BY created_at, intent_id, seq, delivery_id LIMIT ?",
+        "ORDER BY created_at DESC, intent_id DESC, seq DESC, delivery_id DESC LIMIT ?",
         (subscription_id, limit),
     )
     return [_delivery(r) for r in rows]

@@ -104,7 +104,7 @@ def delete_subscription(subscription_id: str, who: Owner, e: EngineDep) -> JSONM
 
 
 @router.get("/subscriptions/{subscription_id}/deliveries", response_model=DeliveryList,
-            summary="A subscription's delivery log")  # fmt: skip
+            summary="A subscription's delivery log, newest first")  # fmt: skip
 def list_deliveries(
     subscription_id: str,
     who: Owner,
