@@ -202,6 +202,14 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
             tx.execute("DROP INDEX intents_by_agent_feed")
             tx.execute("DROP INDEX IF EXISTS states_by_key")  # migration 9: PostgreSQL's only
             tx.execute("DROP INDEX intents_claimable")
+            for index in (
+                "intents_by_correlation",
+                "intents_by_sender",
+                "intents_by_type",
+                "webhook_deliveries_by_time",
+                "api_keys_live",
+            ):  # migration 11
+                tx.execute(f"DROP INDEX {index}")
             tx.execute("DELETE FROM tether_migrations WHERE version >= 7")
 
         client.store.write(as_of_version_6)
@@ -254,7 +262,7 @@ def test_a_claim_reads_only_claimable_intents_however_many_an_agent_has_ended(
         original = tx_type.one
 
         def spy(self: Tx, sql: str, params: tuple[object, ...] = ()) -> object:
-            if "FROM intents WHERE to_agent = ?" in sql:
+            if "FROM intents" in sql and "WHERE to_agent = ?" in sql:
                 seen.append((sql, tuple(params)))
             return original(self, sql, params)  # type: ignore[arg-type]
 

@@ -58,6 +58,7 @@ from ..model import (
 )
 from ..store import AGENT_CHANGES, Store, Tx, work_for
 from ..store.bridge import bridged
+from ..store.schema import CLAIMABLE
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
 from .records import load_intent
@@ -623,8 +624,7 @@ class Engine:
                 )
             }
             runnable = tx.one(
-                "SELECT COUNT(*) FROM intents WHERE status IN "
-                "('SUBMITTED', 'DELIVERED', 'ACKNOWLEDGED', 'IN_PROGRESS') "
+                f"SELECT COUNT(*) FROM intents WHERE {CLAIMABLE} "  # (its partial index)
                 "AND (lease_expires_at IS NULL OR lease_expires_at <= ?)",
                 (to_text(self.clock.now()),),
             )

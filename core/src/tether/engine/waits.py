@@ -656,8 +656,9 @@ def remind(tx: Tx, ctx: Ctx, wait_id: str) -> None:
     if task is None:
         return
     fired = tx.one(
-        "SELECT COUNT(*) FROM timers WHERE wait_id = ? AND kind = 'reminder' AND status = 'fired'",
-        (wait_id,),
+        "SELECT COUNT(*) FROM timers WHERE intent_id = ? AND wait_id = ? "  # (by intent: indexed)
+        "AND kind = 'reminder' AND status = 'fired'",
+        (row.intent_id, wait_id),
     )
     count = int(fired[0]) if fired else 0
     interval = task.remind_interval_seconds or task.remind_after_seconds or 0

@@ -43,7 +43,12 @@ class Tx(Protocol):
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]: ...
+    def all(self, sql: str, params: Sequence[Any] = (), *, replan: bool = False) -> list[Row]:
+        """All rows. ``replan``: plan the statement for these values each time. PostgreSQL
+        otherwise comes to run a prepared statement's generic plan, which cannot tell a
+        rare value from a common one (a list of an idle agent's intents walked the whole
+        workspace): for lists whose best index depends on the values."""
+        ...
 
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this transaction is durably committed (never if it is not)."""

@@ -80,8 +80,9 @@ class _PgTx(TxState):
         row: Row | None = self._conn.execute(self._sql(sql), params).fetchone()
         return row
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
-        return self._conn.execute(self._sql(sql), params).fetchall()
+    def all(self, sql: str, params: Sequence[Any] = (), *, replan: bool = False) -> list[Row]:
+        prepare = False if replan else None  # (None: psycopg's default, after five runs)
+        return self._conn.execute(self._sql(sql), params, prepare=prepare).fetchall()
 
 
 class PostgresStore(Store):

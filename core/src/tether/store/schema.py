@@ -334,7 +334,35 @@ MIGRATIONS += (
         # no statistics SQLite prefers the index that gives the order, and so does
         # PostgreSQL's generic plan for a prepared statement. This index holds only the rows
         # a claim can take, in the order it takes them.
-        (f"CREATE INDEX intents_claimable ON intents (to_agent, intent_id) WHERE {CLAIMABLE}",),
+        (
+            "CREATE INDEX intents_claimable ON intents (to_agent, workspace, intent_id) "
+            f"WHERE {CLAIMABLE}",
+        ),
+    ),
+)
+MIGRATIONS += (
+    Migration(
+        11,
+        "indexes for the lists and lookups that walked history",
+        # Each of these read rows by the thousand to return a few, and more as history grew
+        # (see docs/decisions.md, Store): an agent's intents (with the workspace, which every
+        # list filters on, so no planner prefers the workspace's index), a parent's children
+        # in id order, lists by correlation id, sender and type, a subscription's delivery
+        # log and its replay by time, and the live keys.
+        (
+            "DROP INDEX intents_by_agent_id",
+            "CREATE INDEX intents_by_agent_id ON intents (to_agent, workspace, intent_id)",
+            "DROP INDEX intents_by_agent",
+            "CREATE INDEX intents_by_agent ON intents (to_agent, workspace, status, intent_id)",
+            "DROP INDEX intents_by_parent",
+            "CREATE INDEX intents_by_parent ON intents (parent_intent_id, intent_id)",
+            "CREATE INDEX intents_by_correlation ON intents (workspace, correlation_id, intent_id)",
+            "CREATE INDEX intents_by_sender ON intents (workspace, from_agent, intent_id)",
+            "CREATE INDEX intents_by_type ON intents (workspace, intent_type, intent_id)",
+            "CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries "
+            "(subscription_id, created_at, intent_id, seq, delivery_id)",
+            "CREATE INDEX api_keys_live ON api_keys (key_id) WHERE revoked_at IS NULL",
+        ),
     ),
 )
 

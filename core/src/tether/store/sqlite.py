@@ -54,7 +54,7 @@ class _SQLiteTx(TxState):
         row: Row | None = self._conn.execute(sql, params).fetchone()
         return row
 
-    def all(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+    def all(self, sql: str, params: Sequence[Any] = (), *, replan: bool = False) -> list[Row]:
         if not sql.startswith("SELECT"):
             self.wrote = True
         return self._conn.execute(sql, params).fetchall()

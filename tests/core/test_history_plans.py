@@ -1,0 +1,231 @@
+"""Reads and lists must not walk history: with thousands of ended intents and old webhook
+deliveries in the store, each statement of these operations examines about as many rows as
+it returns. (A query plan that walks history passes every functional test on a small store
+and takes tens of milliseconds at production size; see docs/decisions.md, Store.)
+
+The work is counted, not timed: SQLite's virtual-machine steps (a progress handler) and,
+on PostgreSQL, the rows the generic plan of the prepared statement scans and filters away
+(psycopg prepares a statement once it has run five times, and the generic plan is the one
+that then runs)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import psycopg
+import pytest
+import tether
+from tether import HumanTask, Status
+from tether.clock import to_text
+from tether.store import Store, Tx
+from tether.store.sqlite import sqlite_path
+
+from ..pg import fresh_schema
+
+HISTORY = 1700  # copies of each of three ended intents: 5,100 ended intents of one agent
+AGENT = "agent://hist/busy"
+OLD = "2020-01-01T00:00:00.000000Z"
+SQLITE_STEPS = 25_000  # a walk of the history takes several times this
+PG_ROWS = 1_000
+
+
+def _columns(store: Store, table: str) -> list[str]:
+    if store.url.startswith("postgresql"):
+        rows = store.read(lambda tx: tx.all(
+            "SELECT column_name FROM information_schema.columns "
+            "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
+            (table,),
+        ))  # fmt: skip
+        return [r[0] for r in rows]
+    return [r[1] for r in store.read(lambda tx: tx.all(f"PRAGMA table_info({table})"))]
+
+
+def _clone(store: Store, table: str, key: str, ids: list[str], old: tuple[str, ...]) -> None:
+    """HISTORY copies of each row ``key IN ids``, under new keys, dated ``OLD``."""
+    columns = _columns(store, table)
+    picked = ", ".join(f"{c} || ?" if c == key else ("?" if c in old else c) for c in columns)
+    marks = ", ".join("?" * len(ids))
+
+    def clone(tx: Tx) -> None:
+        for k in range(HISTORY):
+            tx.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picked} FROM {table} "
+                f"WHERE {key} IN ({marks})",
+                (f"-{k}", *[OLD] * len(old), *ids),
+            )
+
+    store.write(clone)
+
+
+def _pg_rows(plan: dict[str, Any]) -> int:
+    """Rows a plan's scans produced or filtered away, over all their loops."""
+    loops = plan.get("Actual Loops", 1)
+    rows = 0
+    if "Scan" in plan.get("Node Type", ""):
+        rows += plan.get("Actual Rows", 0) * loops
+    rows += (
+        plan.get("Rows Removed by Filter", 0) + plan.get("Rows Removed by Index Recheck", 0)
+    ) * loops
+    return rows + sum(_pg_rows(p) for p in plan.get("Plans", []))
+
+
+def _work(url: str, sql: str, params: tuple[Any, ...], replan: bool) -> tuple[int, str]:
+    """How much one statement reads (rolled back if it writes), and its plan: on PostgreSQL
+    the generic plan, or the plan for its values if the store plans it so each time."""
+    if url.startswith("sqlite"):
+        conn = sqlite3.connect(sqlite_path(url), isolation_level=None)
+        try:
+            steps = [0]
+
+            def count() -> int:
+                steps[0] += 1
+                return 0
+
+            plan = "; ".join(str(r[-1]) for r in conn.execute(f"EXPLAIN QUERY PLAN {sql}", params))
+            conn.execute("BEGIN")
+            conn.set_progress_handler(count, 1)
+            conn.execute(sql, params).fetchall()
+            conn.set_progress_handler(None, 0)
+            conn.execute("ROLLBACK")
+            return steps[0], plan
+        finally:
+            conn.close()
+    numbered = sql
+    for n in range(1, len(params) + 1):
+        numbered = numbered.replace("?", f"${n}", 1)
+    with psycopg.connect(url) as conn:  # (a transaction, rolled back on leaving)
+        mode = "force_custom_plan" if replan else "force_generic_plan"
+        conn.execute(f"SET LOCAL plan_cache_mode = {mode}")
+        conn.execute(f"PREPARE q AS {numbered}")
+        args = f"({', '.join(psycopg.sql.quote(p) for p in params)})" if params else ""
+        row = conn.execute(f"EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE q{args}").fetchone()
+        assert row is not None
+        found = row[0] if isinstance(row[0], list) else json.loads(row[0])
+        conn.rollback()
+    return _pg_rows(found[0]["Plan"]), json.dumps(found[0]["Plan"])[:2000]
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+def history(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, Any]]:
+    """A store with 5,100 ended intents of one agent and as many old webhook deliveries, and
+    a few live intents of every kind on top (one per dialect, for every test here: the
+    operations measured change nothing that another one reads)."""
+    with contextlib.ExitStack() as stack:
+        if request.param == "sqlite":
+            url = f"sqlite:///{tmp_path_factory.mktemp('history') / 'tether.db'}"
+        else:
+            url = stack.enter_context(fresh_schema())
+        yield stack.enter_context(_history(url))
+
+
+@contextlib.contextmanager
+def _history(url: str) -> Iterator[dict[str, Any]]:
+    with tether.connect(url) as client:
+        sub = client.engine.subscribe("http://127.0.0.1:9/hook", ["*"], allow_private=True)
+        ended = []
+        for n in range(3):
+            intent = client.create_intent(
+                "hist.old.v1", AGENT, correlation_id=f"old-{n}", from_agent="agent://hist/old",
+                reply_to="agent://hist/old", human_task=HumanTask(title="old"),
+            )  # fmt: skip
+            client.approve(intent.intent_id)
+            client.complete(intent.intent_id, {}, lease=client.start(intent.intent_id))
+            ended.append(intent.intent_id)
+        deliveries = [
+            r[0]
+            for r in client.store.read(
+                lambda tx: tx.all("SELECT delivery_id FROM webhook_deliveries")
+            )
+        ]
+        _clone(client.store, "intents", "intent_id", ended, ("created_at", "updated_at"))
+        _clone(client.store, "webhook_deliveries", "delivery_id", deliveries, ("created_at",))
+        if client.store.url.startswith("postgresql"):
+            client.store.write(lambda tx: tx.execute("ANALYZE"))  # as autovacuum would
+        start = client.clock.now()
+        parent = client.create_intent("hist.live.v1", AGENT, correlation_id="live")
+        child = client.create_intent(
+            "hist.rare.v1", AGENT, parent_intent_id=parent.intent_id,
+            from_agent="agent://hist/live", reply_to="agent://hist/live",
+        )  # fmt: skip
+        client.start(parent.intent_id)
+        asked = client.create_intent("hist.live.v1", AGENT, human_task=HumanTask(title="new"))
+        yield {
+            "client": client, "sub": sub.subscription_id, "start": start,
+            "parent": parent.intent_id, "child": child.intent_id, "asked": asked.intent_id,
+        }  # fmt: skip
+
+
+def _statements(
+    client: tether.Client, op: Callable[[], object]
+) -> list[tuple[str, tuple[Any, ...], bool]]:
+    """The statements ``op`` runs, with their values and whether they are planned afresh."""
+    seen: list[tuple[str, tuple[Any, ...], bool]] = []
+    tx_type = type(client.store.read(lambda tx: tx))
+    originals = {name: getattr(tx_type, name) for name in ("one", "all", "execute")}
+
+    def spy(name: str) -> Callable[..., Any]:
+        def run(self: Tx, sql: str, params: tuple[Any, ...] = (), **options: Any) -> Any:
+            if "INSERT INTO" not in sql:  # (an insert walks nothing, and ran already)
+                sql = sql.removesuffix(" FOR UPDATE SKIP LOCKED")
+                seen.append((sql, tuple(params), bool(options.get("replan"))))
+            return originals[name](self, sql, params, **options)
+
+        return run
+
+    for name in originals:
+        setattr(tx_type, name, spy(name))
+    try:
+        op()
+    finally:
+        for name, original in originals.items():
+            setattr(tx_type, name, original)
+    return seen
+
+
+OPERATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
+    "runnable intents": lambda h: h["client"].list_intents(
+        status=[Status.SUBMITTED, Status.IN_PROGRESS]
+    ),
+    "an agent's live intents": lambda h: h["client"].list_intents(
+        to_agent=AGENT, status=[Status.SUBMITTED, Status.IN_PROGRESS, Status.WAITING]
+    ),
+    "an agent's intents": lambda h: h["client"].list_intents(to_agent=AGENT, limit=5),
+    "an idle agent's intents": lambda h: h["client"].list_intents(to_agent="agent://hist/none"),
+    "an idle agent's ended intents": lambda h: h["client"].list_intents(
+        to_agent="agent://hist/none", status=Status.COMPLETED
+    ),
+    "a parent's children": lambda h: h["client"].list_intents(parent_intent_id=h["parent"]),
+    "by correlation id": lambda h: h["client"].list_intents(correlation_id="live"),
+    "by sender": lambda h: h["client"].list_intents(from_agent="agent://hist/live"),
+    "by type": lambda h: h["client"].list_intents(intent_type="hist.rare.v1"),
+    "a reply-to inbox's changes": lambda h: h["client"].engine.inbox_changes(
+        reply_to="agent://hist/live", after=(to_text(h["start"]), "")
+    ),
+    "the human inbox's changes": lambda h: h["client"].engine.inbox_changes(
+        after=(to_text(h["start"]), "")
+    ),
+    "the delivery log": lambda h: h["client"].engine.list_deliveries(h["sub"], limit=20),
+    "a replay by time": lambda h: h["client"].engine.replay_deliveries(
+        subscription_id=h["sub"], since=h["start"], until=h["start"] + timedelta(hours=1)
+    ),
+    "the backlog": lambda h: h["client"].engine.backlog(),
+    "a claim": lambda h: h["client"].claim(AGENT),
+}
+
+
+@pytest.mark.parametrize("name", list(OPERATIONS))
+def test_no_statement_walks_history(history: dict[str, Any], name: str) -> None:
+    client: tether.Client = history["client"]
+    statements = _statements(client, lambda: OPERATIONS[name](history))
+    assert statements
+    for sql, params, replan in statements:
+        work, plan = _work(client.store.url, sql, params, replan)
+        bound = SQLITE_STEPS if client.store.url.startswith("sqlite") else PG_ROWS
+        assert work < bound, f"{name}: {sql} examined {work}\n{plan}"
