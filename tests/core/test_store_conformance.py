@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 
@@ -198,18 +199,23 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
 
         def as_of_version_6(tx: Tx) -> None:  # the store as that release wrote it
             tx.execute("DROP TABLE task_assignees")
-            tx.execute("DROP INDEX intents_by_agent_id")
+            tx.execute("DROP INDEX IF EXISTS intents_by_agent_id")  # (migration 11 dropped it)
             tx.execute("DROP INDEX intents_by_agent_feed")
             tx.execute("DROP INDEX IF EXISTS states_by_key")  # migration 9: PostgreSQL's only
             tx.execute("DROP INDEX intents_claimable")
-            for index in (
+            for index in (  # migration 11's, and the ones it replaced as they were
+                "intents_of_agent",
+                "intents_of_agent_by_status",
+                "intents_of_parent",
                 "intents_by_correlation",
                 "intents_by_sender",
                 "intents_by_type",
                 "webhook_deliveries_by_time",
                 "api_keys_live",
-            ):  # migration 11
+            ):
                 tx.execute(f"DROP INDEX {index}")
+            tx.execute("CREATE INDEX intents_by_agent ON intents (to_agent, status, intent_id)")
+            tx.execute("CREATE INDEX intents_by_parent ON intents (parent_intent_id)")
             tx.execute("DELETE FROM tether_migrations WHERE version >= 7")
 
         client.store.write(as_of_version_6)
@@ -223,9 +229,24 @@ def test_the_task_index_migration_indexes_tasks_already_open(store_url: str) -> 
         assert [i.intent_id for i in alice.list_tasks(mine=True)] == intents
 
 
-def test_the_claimable_statuses_are_the_ones_the_claim_index_holds() -> None:
+def test_the_claimable_statuses_are_the_ones_the_claim_index_holds(store_url: str) -> None:
     spelled = CLAIMABLE.removeprefix("status IN (").removesuffix(")")
     assert sorted(s.value for s in RUNNABLE) == [v.strip(" '") for v in spelled.split(",")]
+    store = open_store(store_url)  # the index as the migration made it
+    try:
+        if store.url.startswith("postgresql"):
+            query = "SELECT indexdef FROM pg_indexes WHERE indexname = 'intents_claimable'"
+        else:
+            query = "SELECT sql FROM sqlite_master WHERE name = 'intents_claimable'"
+        found = store.read(lambda tx: tx.one(query))
+    finally:
+        store.close()
+    assert found is not None
+    if store_url.startswith("sqlite"):
+        assert found[0].endswith(f"WHERE {CLAIMABLE}")  # SQLite needs it word for word
+    else:  # PostgreSQL stores it normalized: status = ANY (ARRAY['ACKNOWLEDGED'::text, ...])
+        listed = re.findall(r"'([A-Z_]+)'::text", found[0])
+        assert listed == sorted(s.value for s in RUNNABLE)
 
 
 def test_a_claim_reads_only_claimable_intents_however_many_an_agent_has_ended(

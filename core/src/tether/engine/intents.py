@@ -217,19 +217,24 @@ def list_page(
     if cursor:
         where.append("intent_id < ?")
         params.append(cursor)
-    # One query per status, merged here: with several statuses in one query, both planners
-    # preferred the index that yields the order and walked every intent of other statuses.
-    ids: list[str] = []
-    for one in dict.fromkeys(status or [None]):  # type: ignore[list-item]  # (None: any)
+    # Several statuses: one branch per status, each in index order with its own limit, in
+    # one statement (one snapshot). With `status IN (...)` both planners preferred the index
+    # that yields the order and walked every intent of the other statuses.
+    choices: list[Status | None] = list(dict.fromkeys(status)) if status else [None]
+    branches, values = [], []
+    for one in choices:
         by_status = [*where, "status = ?"] if one is not None else where
-        rows = tx.all(
-            f"SELECT intent_id FROM intents WHERE {' AND '.join(by_status)} "
-            "ORDER BY intent_id DESC LIMIT ?",
-            (*params, *([one.value] if one is not None else []), limit + 1),
-            replan=True,  # the best index depends on the values: an idle agent, a rare type
+        branches.append(
+            f"SELECT intent_id FROM (SELECT intent_id FROM intents WHERE {' AND '.join(by_status)} "
+            "ORDER BY intent_id DESC LIMIT ?) AS b"
         )
-        ids.extend(r[0] for r in rows)
-    ids = sorted(ids, reverse=True)[: limit + 1]
+        values.extend([*params, *([one.value] if one is not None else []), limit + 1])
+    rows = tx.all(
+        f"{' UNION ALL '.join(branches)} ORDER BY intent_id DESC LIMIT ?",
+        (*values, limit + 1),
+        replan=True,  # the best index depends on the values: an idle agent, a rare type
+    )
+    ids = [r[0] for r in rows]
     items = read_many(tx, ctx, ids[:limit])
     return Page[Intent](items=items, next_cursor=ids[limit - 1] if len(ids) > limit else None)
 

@@ -322,8 +322,10 @@ MIGRATIONS += (
 )
 
 CLAIMABLE = "status IN ('ACKNOWLEDGED', 'DELIVERED', 'IN_PROGRESS', 'SUBMITTED')"
-"""The statuses a worker may claim in, as the claim's query and the index below spell them.
-Both planners use a partial index only when the query repeats its condition, with literals."""
+"""The statuses a worker may claim in, as the claim's query spells them: the condition of the
+partial index ``intents_claimable``, word for word (SQLite matches a partial index only on its
+condition as written; PostgreSQL's generic plan, only on literals). A test checks the stored
+index against it: changing it takes a migration that rebuilds the index."""
 
 MIGRATIONS += (
     Migration(
@@ -336,7 +338,7 @@ MIGRATIONS += (
         # a claim can take, in the order it takes them.
         (
             "CREATE INDEX intents_claimable ON intents (to_agent, workspace, intent_id) "
-            f"WHERE {CLAIMABLE}",
+            "WHERE status IN ('ACKNOWLEDGED', 'DELIVERED', 'IN_PROGRESS', 'SUBMITTED')",
         ),
     ),
 )
@@ -348,20 +350,22 @@ MIGRATIONS += (
         # (see docs/decisions.md, Store): an agent's intents (with the workspace, which every
         # list filters on, so no planner prefers the workspace's index), a parent's children
         # in id order, lists by correlation id, sender and type, a subscription's delivery
-        # log and its replay by time, and the live keys.
+        # log and its replay by time, and the live keys. The indexes they replace are dropped
+        # last: on PostgreSQL a DROP INDEX locks the table against reads until the commit.
         (
-            "DROP INDEX intents_by_agent_id",
-            "CREATE INDEX intents_by_agent_id ON intents (to_agent, workspace, intent_id)",
-            "DROP INDEX intents_by_agent",
-            "CREATE INDEX intents_by_agent ON intents (to_agent, workspace, status, intent_id)",
-            "DROP INDEX intents_by_parent",
-            "CREATE INDEX intents_by_parent ON intents (parent_intent_id, intent_id)",
+            "CREATE INDEX intents_of_agent ON intents (to_agent, workspace, intent_id)",
+            "CREATE INDEX intents_of_agent_by_status ON intents "
+            "(to_agent, workspace, status, intent_id)",
+            "CREATE INDEX intents_of_parent ON intents (parent_intent_id, intent_id)",
             "CREATE INDEX intents_by_correlation ON intents (workspace, correlation_id, intent_id)",
             "CREATE INDEX intents_by_sender ON intents (workspace, from_agent, intent_id)",
             "CREATE INDEX intents_by_type ON intents (workspace, intent_type, intent_id)",
             "CREATE INDEX webhook_deliveries_by_time ON webhook_deliveries "
             "(subscription_id, created_at, intent_id, seq, delivery_id)",
             "CREATE INDEX api_keys_live ON api_keys (key_id) WHERE revoked_at IS NULL",
+            "DROP INDEX intents_by_agent_id",
+            "DROP INDEX intents_by_agent",
+            "DROP INDEX intents_by_parent",
         ),
     ),
 )
