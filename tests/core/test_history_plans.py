@@ -20,7 +20,7 @@ from typing import Any
 import psycopg
 import pytest
 import tether
-from tether import HumanTask, Status
+from tether import FrozenClock, HumanTask, Status
 from tether.clock import to_text
 from tether.store import Store, Tx
 from tether.store.sqlite import sqlite_path
@@ -30,7 +30,7 @@ from ..pg import fresh_schema
 HISTORY = 1700  # copies of each of three ended intents: 5,100 ended intents of one agent
 AGENT = "agent://hist/busy"
 OLD = "2020-01-01T00:00:00.000000Z"
-SQLITE_STEPS = 25_000  # a walk of the history takes several times this
+SQLITE_STEPS = 5_000  # a walk of the history takes several times this
 PG_ROWS = 1_000
 
 
@@ -149,6 +149,16 @@ def _history(url: str) -> Iterator[dict[str, Any]]:
         ]
         _clone(client.store, "intents", "intent_id", ended, ("created_at", "updated_at"))
         _clone(client.store, "webhook_deliveries", "delivery_id", deliveries, ("created_at",))
+
+        def old_reminders(tx: Tx) -> None:  # reminders of tasks closed long ago
+            for k in range(3 * HISTORY):
+                tx.execute(
+                    "INSERT INTO timers (kind, intent_id, wait_id, due_at, status, fired_at) "
+                    "VALUES ('reminder', ?, ?, ?, 'fired', ?)",
+                    (f"{ended[k % 3]}-{k // 3}", f"wait-old-{k}", OLD, OLD),
+                )
+
+        client.store.write(old_reminders)
         if client.store.url.startswith("postgresql"):
             client.store.write(lambda tx: tx.execute("ANALYZE"))  # as autovacuum would
         start = client.clock.now()
@@ -159,10 +169,15 @@ def _history(url: str) -> Iterator[dict[str, Any]]:
         )  # fmt: skip
         client.start(parent.intent_id)
         asked = client.create_intent("hist.live.v1", AGENT, human_task=HumanTask(title="new"))
-        yield {
-            "client": client, "sub": sub.subscription_id, "start": start,
-            "parent": parent.intent_id, "child": child.intent_id, "asked": asked.intent_id,
-        }  # fmt: skip
+        clock = FrozenClock(start=client.clock.now())
+        with tether.connect(url, clock=clock) as timed:  # (its reminders fire when told)
+            task = HumanTask(title="remind me", remind_after_seconds=60, max_reminders=3)
+            timed.create_intent("hist.live.v1", AGENT, human_task=task)
+            yield {
+                "client": client, "sub": sub.subscription_id, "start": start,
+                "parent": parent.intent_id, "child": child.intent_id, "asked": asked.intent_id,
+                "clock": clock, "timed": timed,
+            }  # fmt: skip
 
 
 def _statements(
@@ -192,6 +207,11 @@ def _statements(
     return seen
 
 
+def _remind(h: dict[str, Any]) -> None:
+    h["clock"].advance(61)
+    assert h["timed"].fire_due_timers() == 1  # the live task's reminder, counted among old ones
+
+
 OPERATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "runnable intents": lambda h: h["client"].list_intents(
         status=[Status.SUBMITTED, Status.IN_PROGRESS]
@@ -219,6 +239,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
         subscription_id=h["sub"], since=h["start"], until=h["start"] + timedelta(hours=1)
     ),
     "the backlog": lambda h: h["client"].engine.backlog(),
+    "a reminder": lambda h: _remind(h),
     "a claim": lambda h: h["client"].claim(AGENT),
 }
 
