@@ -22,44 +22,16 @@ import pytest
 import tether
 from tether import FrozenClock, HumanTask, Status
 from tether.clock import to_text
-from tether.store import Store, Tx
+from tether.store import Tx
 from tether.store.sqlite import sqlite_path
 
+from ..history import OLD, clone
 from ..pg import fresh_schema
 
 HISTORY = 1700  # copies of each of three ended intents: 5,100 ended intents of one agent
 AGENT = "agent://hist/busy"
-OLD = "2020-01-01T00:00:00.000000Z"
 SQLITE_STEPS = 5_000  # a walk of the history takes several times this
 PG_ROWS = 1_000
-
-
-def _columns(store: Store, table: str) -> list[str]:
-    if store.url.startswith("postgresql"):
-        rows = store.read(lambda tx: tx.all(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = ? AND table_schema = current_schema() ORDER BY ordinal_position",
-            (table,),
-        ))  # fmt: skip
-        return [r[0] for r in rows]
-    return [r[1] for r in store.read(lambda tx: tx.all(f"PRAGMA table_info({table})"))]
-
-
-def _clone(store: Store, table: str, key: str, ids: list[str], old: tuple[str, ...]) -> None:
-    """HISTORY copies of each row ``key IN ids``, under new keys, dated ``OLD``."""
-    columns = _columns(store, table)
-    picked = ", ".join(f"{c} || ?" if c == key else ("?" if c in old else c) for c in columns)
-    marks = ", ".join("?" * len(ids))
-
-    def clone(tx: Tx) -> None:
-        for k in range(HISTORY):
-            tx.execute(
-                f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picked} FROM {table} "
-                f"WHERE {key} IN ({marks})",
-                (f"-{k}", *[OLD] * len(old), *ids),
-            )
-
-    store.write(clone)
 
 
 def _pg_rows(plan: dict[str, Any]) -> int:
@@ -147,8 +119,10 @@ def _history(url: str) -> Iterator[dict[str, Any]]:
                 lambda tx: tx.all("SELECT delivery_id FROM webhook_deliveries")
             )
         ]
-        _clone(client.store, "intents", "intent_id", ended, ("created_at", "updated_at"))
-        _clone(client.store, "webhook_deliveries", "delivery_id", deliveries, ("created_at",))
+        clone(client.store, "intents", "intent_id", ended, HISTORY, ("created_at", "updated_at"))
+        clone(
+            client.store, "webhook_deliveries", "delivery_id", deliveries, HISTORY, ("created_at",)
+        )
 
         def old_reminders(tx: Tx) -> None:  # reminders of tasks closed long ago
             for k in range(3 * HISTORY):

@@ -15,6 +15,7 @@ from tether.store.postgres import PostgresStore
 from tether.store.schema import CLAIMABLE
 from tether.store.sqlite import SQLiteStore, sqlite_path
 
+from ..history import clone
 from ..pg import fresh_schema
 from ..polling import eventually
 
@@ -27,16 +28,6 @@ def _open(url: str, migrations: tuple[Migration, ...] = MIGRATIONS) -> Store:
 
 def _setup(store: Store) -> None:
     store.write(lambda tx: tx.execute("CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER NOT NULL)"))
-
-
-def _intent_columns(store: Store) -> list[str]:
-    if store.url.startswith("postgresql"):
-        rows = store.read(lambda tx: tx.all(
-            "SELECT column_name FROM information_schema.columns "
-            "WHERE table_name = 'intents' AND table_schema = current_schema()"
-        ))  # fmt: skip
-        return [r[0] for r in rows]
-    return [r[1] for r in store.read(lambda tx: tx.all("PRAGMA table_info(intents)"))]
 
 
 def _get(store: Store, key: str) -> int | None:
@@ -262,20 +253,9 @@ def test_a_claim_reads_only_claimable_intents_however_many_an_agent_has_ended(
             client.complete(intent.intent_id, {}, lease=client.start(intent.intent_id))
             ended.append(intent.intent_id)
         pg = client.store.url.startswith("postgresql")
-        columns = _intent_columns(client.store)
-        copied = ", ".join("intent_id || ?" if c == "intent_id" else c for c in columns)
-
-        def clone(tx: Tx) -> None:  # 3,000 ended intents, as a long-lived agent has
-            for k in range(1000):
-                tx.execute(
-                    f"INSERT INTO intents ({', '.join(columns)}) SELECT {copied} FROM intents "
-                    "WHERE intent_id IN (?, ?, ?)",
-                    (f"-{k}", *ended),
-                )
-            if pg:
-                tx.execute("ANALYZE intents")  # as autovacuum would
-
-        client.store.write(clone)
+        clone(client.store, "intents", "intent_id", ended, 1000)  # as a long-lived agent has
+        if pg:
+            client.store.write(lambda tx: tx.execute("ANALYZE intents"))  # as autovacuum would
         waiting = client.create_intent("a.b.v1", agent).intent_id
 
         seen: list[tuple[str, tuple[object, ...]]] = []
