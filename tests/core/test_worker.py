@@ -307,3 +307,15 @@ def test_a_worker_stops_when_its_store_is_closed(db_url: str) -> None:
     worker.stop()
     loop.join(10)
     assert not alive
+
+
+def test_per_claimer_state_stays_bounded_as_agents_come_and_go(db_url: str) -> None:
+    with tether.connect(db_url) as client:
+        engine = client.engine
+        for n in range(5000):  # one idle claim each, of agents seen once
+            engine.claim(f"agent://churn/a{n}", owner="w", wait=0)
+            with engine._turns(f"agent://churn/a{n}"):  # the lock its idle claims take turns on
+                pass
+        assert len(engine._idle) <= 4096 and len(engine._claim_turns) <= 4096
+        assert ("agent://churn/a4999", "w") in engine._idle  # the newest are kept
+        assert "agent://churn/a0" not in engine._claim_turns  # the oldest forgotten

@@ -65,6 +65,17 @@ from .records import load_intent
 
 T = TypeVar("T")
 
+_REMEMBERED = 4096
+"""Claimers (and agents) an engine keeps per-claimer state for; older ones are forgotten."""
+
+
+def _forget_oldest(kept: dict[Any, Any]) -> None:
+    """Drop the oldest entries (a dict's order is insertion order) beyond ``_REMEMBERED``:
+    many claimers and agents come and go. Safe against other threads doing the same."""
+    while len(kept) > _REMEMBERED:
+        with contextlib.suppress(KeyError, StopIteration, RuntimeError):
+            del kept[next(iter(kept))]
+
 
 class Engine:
     """Intents, waits, timers, the journal, state and leases over one :class:`Store`."""
@@ -548,11 +559,9 @@ class Engine:
         turns = self._claim_turns.get(agent)
         if turns is None:
             turns = self._claim_turns.setdefault(agent, threading.Lock())
-            while len(self._claim_turns) > 4096:  # many agents come and go: forget the oldest
-                # (a claimer still holding a forgotten lock only loses its turn's exclusivity:
-                # its claim is still one write, and two claimers never take one intent)
-                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                    del self._claim_turns[next(iter(self._claim_turns))]
+            # (a claimer still holding a forgotten lock only loses its turn's exclusivity:
+            # its claim is still one write, and two claimers never take one intent)
+            _forget_oldest(self._claim_turns)
         return turns
 
     def _remember(self, claimer: tuple[str, str], idle: bool) -> None:
@@ -560,9 +569,7 @@ class Engine:
             self._idle.pop(claimer, None)
         elif claimer not in self._idle:
             self._idle[claimer] = None
-            while len(self._idle) > 4096:  # many claimers come and go: forget the oldest
-                with contextlib.suppress(KeyError, StopIteration, RuntimeError):
-                    del self._idle[next(iter(self._idle))]
+            _forget_oldest(self._idle)
 
     def claimable(
         self, agent: str, *, intent_types: list[str] | None = None, actor: Principal | None = None
