@@ -4,9 +4,10 @@ it returns. (A query plan that walks history passes every functional test on a s
 and takes tens of milliseconds at production size; see docs/decisions.md, Store.)
 
 The work is counted, not timed: SQLite's virtual-machine steps (a progress handler) and,
-on PostgreSQL, the rows the generic plan of the prepared statement scans and filters away
-(psycopg prepares a statement once it has run five times, and the generic plan is the one
-that then runs)."""
+on PostgreSQL, the rows and pages that the plan which would run scans and filters away: the
+generic plan of the prepared statement (psycopg prepares a statement once it has run five
+times, and the generic plan is the one that then runs), or for a statement the store plans
+afresh each time (``replan``), the plan for its values."""
 
 from __future__ import annotations
 
@@ -186,6 +187,11 @@ def _remind(h: dict[str, Any]) -> None:
     assert h["timed"].fire_due_timers() == 1  # the live task's reminder, counted among old ones
 
 
+def _claim(h: dict[str, Any]) -> None:
+    claim = h["client"].claim(AGENT)  # the one claimable intent, among 5,100 ended ones
+    assert claim is not None and claim.intent.intent_id == h["child"]
+
+
 OPERATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     "runnable intents": lambda h: h["client"].list_intents(
         status=[Status.SUBMITTED, Status.IN_PROGRESS]
@@ -214,7 +220,7 @@ OPERATIONS: dict[str, Callable[[dict[str, Any]], object]] = {
     ),
     "the backlog": lambda h: h["client"].engine.backlog(),
     "a reminder": lambda h: _remind(h),
-    "a claim": lambda h: h["client"].claim(AGENT),
+    "a claim": lambda h: _claim(h),
 }
 
 

@@ -15,7 +15,6 @@ from tether.store.postgres import PostgresStore
 from tether.store.schema import CLAIMABLE
 from tether.store.sqlite import SQLiteStore, sqlite_path
 
-from ..history import clone
 from ..pg import fresh_schema
 from ..polling import eventually
 
@@ -238,59 +237,6 @@ def test_the_claimable_statuses_are_the_ones_the_claim_index_holds(store_url: st
     else:  # PostgreSQL stores it normalized: status = ANY (ARRAY['ACKNOWLEDGED'::text, ...])
         listed = re.findall(r"'([A-Z_]+)'::text", found[0])
         assert listed == sorted(s.value for s in RUNNABLE)
-
-
-def test_a_claim_reads_only_claimable_intents_however_many_an_agent_has_ended(
-    store_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A claim must not walk an agent's ended intents: its queries use the partial index of
-    claimable ones, also in PostgreSQL's generic plan for a prepared statement."""
-    agent = "agent://x/busy"
-    with tether.connect(store_url) as client:
-        ended = []
-        for _ in range(3):
-            intent = client.create_intent("a.b.v1", agent)
-            client.complete(intent.intent_id, {}, lease=client.start(intent.intent_id))
-            ended.append(intent.intent_id)
-        pg = client.store.url.startswith("postgresql")
-        clone(client.store, "intents", "intent_id", ended, 1000)  # as a long-lived agent has
-        if pg:
-            client.store.write(lambda tx: tx.execute("ANALYZE intents"))  # as autovacuum would
-        waiting = client.create_intent("a.b.v1", agent).intent_id
-
-        seen: list[tuple[str, tuple[object, ...]]] = []
-        tx_type = type(client.store.read(lambda tx: tx))
-        original = tx_type.one
-
-        def spy(self: Tx, sql: str, params: tuple[object, ...] = ()) -> object:
-            if "FROM intents" in sql and "WHERE to_agent = ?" in sql:
-                seen.append((sql, tuple(params)))
-            return original(self, sql, params)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(tx_type, "one", spy)
-        assert client.engine.claimable(agent)
-        claim = client.claim(agent)
-        monkeypatch.undo()
-        assert claim is not None and claim.intent.intent_id == waiting
-        assert len(seen) >= 2  # the read that looks for work, and the claim itself
-        for sql, params in seen:
-            sql = sql.removesuffix(" FOR UPDATE SKIP LOCKED")
-            if pg:
-                numbered = sql
-                for n in range(1, len(params) + 1):
-                    numbered = numbered.replace("?", f"${n}", 1)
-                with psycopg.connect(store_url, autocommit=True) as conn:
-                    conn.execute("SET plan_cache_mode = force_generic_plan")
-                    conn.execute(f"PREPARE q AS {numbered}")
-                    args = ", ".join(psycopg.sql.quote(p) for p in params)
-                    plan = "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE q({args})"))
-            else:
-                query = f"EXPLAIN QUERY PLAN {sql}"
-                rows = client.store.read(lambda tx, q=query, p=params: tx.all(q, p))
-                plan = "\n".join(str(r[-1]) for r in rows)
-            # the partial index, or an index searched by status: never the agent's whole list
-            searched = [ln for ln in plan.splitlines() if "Index Cond" in ln or "SEARCH" in ln]
-            assert "intents_claimable" in plan or any("status" in ln for ln in searched), plan
 
 
 def test_state_keys_go_by_code_point_whatever_the_collation(store_url: str) -> None:
