@@ -125,3 +125,31 @@ def test_person_may_cancel_but_not_complete(client: tether.Client) -> None:
     with pytest.raises(tether.Forbidden):
         person(client, "mallory").complete(intent.intent_id, {"fake": True})
     assert person(client, "alice").cancel(intent.intent_id, "dup").status is Status.CANCELED
+
+
+def test_an_event_on_a_row_that_changed_under_its_write_fails_the_write(store_url: str) -> None:
+    """The event's statement checks the intent's seq itself (on PostgreSQL it is sent with
+    the commit, and nothing reads its row count): a stale row fails the write, and nothing of
+    it is kept. (Never, while a write holds the intent's lock: a guard against a bug.)"""
+    from datetime import UTC, datetime
+
+    from tether.engine.context import Ctx
+    from tether.engine.records import load_intent
+    from tether.engine.transitions import append_event
+    from tether.store import Tx
+
+    with tether.connect(store_url) as client:
+        intent = new_intent(client)
+        system = tether.Principal.system()
+
+        def stale(tx: Tx) -> None:
+            row = load_intent(tx, intent.intent_id, system)
+            tx.execute("UPDATE intents SET seq = seq + 1 WHERE intent_id = ?", (row.intent_id,))
+            append_event(tx, Ctx(datetime.now(UTC), system, ""), row, "intent.noted")
+
+        with pytest.raises((RuntimeError, tether.StoreError)):
+            client.store.write(stale)
+        events = client.list_events(intent.intent_id)
+        assert [e.seq for e in events] == list(range(1, intent.seq + 1))
+        assert client.get_intent(intent.intent_id).seq == intent.seq
+        assert client.verify_audit().ok

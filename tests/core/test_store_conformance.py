@@ -11,6 +11,7 @@ import pytest
 import tether
 from tether.engine.transitions import RUNNABLE
 from tether.store import LATEST, MIGRATIONS, Migration, Store, Tx, open_store
+from tether.store.base import Row
 from tether.store.postgres import PostgresStore
 from tether.store.schema import CLAIMABLE
 from tether.store.sqlite import SQLiteStore, sqlite_path
@@ -114,6 +115,53 @@ def test_a_statement_run_at_commit_commits_or_fails_with_its_transaction(
         assert _get(store, "lost") is None
         assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('after', 1)")) == 1
         assert _get(store, "after") == 1 and _get(store, "n") == 10
+    finally:
+        store.close()
+
+
+def test_a_statement_run_later_comes_before_what_follows_and_fails_with_its_write(
+    store_url: str,
+) -> None:
+    """``execute_later`` runs before anything the write runs after it (on PostgreSQL, sent
+    with the write's next statement or its commit); if it fails, the error comes from there,
+    nothing of the write is kept and the store goes on."""
+    store = open_store(store_url)
+    try:
+        _setup(store)
+
+        def later_then_read(tx: Tx) -> Row | None:
+            tx.execute_later("INSERT INTO kv VALUES (?, ?)", ("a", 1))
+            tx.execute_later("UPDATE kv SET v = v + ? WHERE k = ?", (10, "a"))
+            return tx.one("SELECT v FROM kv WHERE k = ?", ("a",))  # sees both
+
+        assert store.write(later_then_read) == (11,)
+        store.write(lambda tx: tx.execute_later("UPDATE kv SET v = v * 2 WHERE k = 'a'"))
+        assert _get(store, "a") == 22  # (sent with the commit alone)
+        for _ in range(20):  # again and again: each connection prepares it once
+            store.write(
+                lambda tx: tx.execute_later("UPDATE kv SET v = v + ? WHERE k = ?", (1, "a"))
+            )
+        assert _get(store, "a") == 42
+
+        def failing(tx: Tx) -> None:
+            tx.execute("INSERT INTO kv VALUES ('lost', 1)")
+            tx.execute_later("INSERT INTO kv VALUES (?, ?)", ("a", 2))  # a duplicate key
+
+        with pytest.raises(tether.StoreError):
+            store.write(failing)
+
+        def failing_before_a_read(tx: Tx) -> None:
+            tx.execute_later("INSERT INTO kv VALUES ('lost', 1)")
+            tx.execute_later("INSERT INTO kv VALUES (?, ?)", ("a", 2))
+            tx.one("SELECT v FROM kv WHERE k = 'a'")
+            raise AssertionError("the read must not run")
+
+        with pytest.raises(tether.StoreError):
+            store.write(failing_before_a_read)
+        assert _get(store, "lost") is None and _get(store, "a") == 42
+        store.write(lambda tx: tx.execute("ANALYZE kv"))  # (PostgreSQL cannot prepare it)
+        assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('after', 1)")) == 1
+        assert _get(store, "after") == 1
     finally:
         store.close()
 

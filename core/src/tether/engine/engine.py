@@ -61,7 +61,7 @@ from ..store.bridge import bridged
 from ..store.schema import CLAIMABLE
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
-from .records import load_intent
+from .records import load_intent, load_intent_with
 
 T = TypeVar("T")
 
@@ -241,9 +241,11 @@ class Engine:
         actor: Principal | None = None,
     ) -> Wait:
         def op(tx: Tx, ctx: Ctx) -> Wait:
-            return waits.open_wait(
-                tx, ctx, load_intent(tx, intent_id, ctx.actor), spec, lease_token
-            )
+            if spec.key is None:
+                row, used = load_intent(tx, intent_id, ctx.actor), None
+            else:  # (whether the key was used, read with the intent: one round trip)
+                row, used = load_intent_with(tx, intent_id, ctx.actor, waits.KEY_USED, (spec.key,))
+            return waits.open_wait(tx, ctx, row, spec, lease_token, key_used=used is not None)
 
         return self._write(op, actor)
 

@@ -22,6 +22,7 @@ from . import mesh
 from .audit import GENESIS
 from .context import Ctx
 from .records import (
+    AWAITED,
     EVENT_COLUMNS,
     INTENT_COLUMNS,
     WAIT_COLUMNS,
@@ -29,6 +30,7 @@ from .records import (
     dumps,
     event_from_row,
     load_intent,
+    load_intent_with,
     request_hash,
     tstext,
     visible,
@@ -69,7 +71,7 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
             existing = load_intent(tx, seen[1], ctx.actor)
             return read(tx, ctx, existing.intent_id), False
         intent_id = new_id()
-        tx.execute(
+        tx.execute_later(
             "INSERT INTO idempotency (scope, idem_key, request_hash, response, created_at) "
             "VALUES (?, ?, ?, ?, ?)",
             (scope, idempotency_key, digest, intent_id, ctx.now_text),
@@ -108,7 +110,7 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
         updated_at=ctx.now_text,
         schema_version=1,
     )
-    tx.execute(
+    tx.execute_later(
         f"INSERT INTO intents ({INTENT_COLUMNS}) VALUES ({', '.join('?' * 24)})",
         (
             row.intent_id, row.workspace, row.intent_type, row.correlation_id, row.from_agent,
@@ -132,7 +134,7 @@ def create(tx: Tx, ctx: Ctx, req: NewIntent, idempotency_key: str | None) -> tup
             raise InvalidRequest(
                 "deadline_at is in the past", details={"deadline_at": row.deadline_at}
             )
-        tx.execute(
+        tx.execute_later(
             "INSERT INTO timers (kind, intent_id, wait_id, due_at, status) "
             "VALUES ('intent_deadline', ?, NULL, ?, 'pending')",
             (intent_id, row.deadline_at),
@@ -339,7 +341,8 @@ def resolve(
     """End an intent: COMPLETED (result), FAILED (error) or CANCELED (reason)."""
     if status not in _RESOLVE_EVENTS:
         raise InvalidRequest("resolve takes COMPLETED, FAILED or CANCELED")
-    row = load_intent(tx, intent_id, ctx.actor)
+    row, awaited = load_intent_with(tx, intent_id, ctx.actor, AWAITED)
+    row.awaited = awaited is not None
     if ctx.actor.kind is PrincipalKind.HUMAN and status is not Status.CANCELED:
         raise Forbidden("a person may cancel an intent, not complete or fail it for its agent")
     check_lease(row, ctx, lease_token)

@@ -11,8 +11,10 @@ from ..store import Tx
 from ..store.base import Row
 from .context import Ctx
 from .intents import check_lease
-from .records import dumps, load_intent, loads
+from .records import dumps, load_intent, load_intent_with, loads
 from .transitions import append_event
+
+_RECORDED = "SELECT 1 FROM steps WHERE steps.intent_id = intents.intent_id AND steps.step_key = ?"
 
 
 def _find_step(tx: Tx, intent_id: str, key: str) -> Step | None:
@@ -72,17 +74,19 @@ def record_step(
     """
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
-    row = load_intent(tx, intent_id, ctx.actor)
+    # whether the step is recorded already, read with the intent (whose lock, on a dialect
+    # with row locks, keeps any other record of it out until this write ends)
+    row, recorded = load_intent_with(tx, intent_id, ctx.actor, _RECORDED, (key,))
     check_lease(row, ctx, lease_token)
-    inserted = tx.execute(
-        "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
-        "VALUES (?, ?, ?, ?, 1) ON CONFLICT DO NOTHING",
-        (intent_id, key, dumps(result), ctx.now_text),
-    )
-    if inserted == 0:
+    if recorded:
         found = _find_step(tx, intent_id, key)
         assert found is not None
         return found, None
+    tx.execute_later(
+        "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
+        "VALUES (?, ?, ?, ?, 1)",
+        (intent_id, key, dumps(result), ctx.now_text),
+    )
     append_event(tx, ctx, row, "intent.step_recorded", details={"key": key})
     step = Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
     if usage is None:
@@ -155,13 +159,13 @@ def put_state(
     current, version = _stored(tx, ctx, intent_id, key, expected_version, lease_token)
     text = dumps(data)
     if current is None:
-        tx.execute(
+        tx.execute_later(
             "INSERT INTO states (intent_id, state_key, version, data, updated_at, schema_version) "
             "VALUES (?, ?, 1, ?, ?, 1)",
             (intent_id, key, text, ctx.now_text),
         )
     else:
-        tx.execute(
+        tx.execute_later(
             "UPDATE states SET version = ?, data = ?, updated_at = ? "
             "WHERE intent_id = ? AND state_key = ? AND version = ?",
             (version + 1, text, ctx.now_text, intent_id, key, version),
@@ -239,7 +243,7 @@ def delete_state(
     current, version = _stored(tx, ctx, intent_id, key, expected_version, lease_token)
     if current is None:
         return False
-    tx.execute(
+    tx.execute_later(
         "DELETE FROM states WHERE intent_id = ? AND state_key = ? AND version = ?",
         (intent_id, key, version),
     )

@@ -57,6 +57,10 @@ _CLAIMABLE_FROM = {
 }
 
 
+_HAS_WAITS = "(SELECT 1 FROM waits WHERE waits.intent_id = intents.intent_id LIMIT 1)"
+_HAS_STEPS = "(SELECT 1 FROM steps WHERE steps.intent_id = intents.intent_id LIMIT 1)"
+
+
 def _claimable(ctx: Ctx, agent: str, intent_types: list[str] | None) -> tuple[str, list[object]]:
     """Which intents a claim for ``agent`` may take: runnable, not under a live lease."""
     where = [
@@ -94,17 +98,20 @@ def claim(
     ``start``, also begin work on it (IN_PROGRESS) in the same transaction; with
     ``journal``, hand over its steps and waits too (a worker replays from them)."""
     _check_ttl(seconds)
-    if mesh.check_claim(tx, ctx, agent) is not None:
-        return None  # a paused or killed agent takes no work; its intents wait for it
     where, params = _claimable(ctx, agent, intent_types)
+    # a paused or killed agent takes no work (its intents wait for it); whether the intent
+    # has waits and steps to read: all in the claim's one statement
+    stop, stop_params = mesh.not_stopped_sql(ctx, agent)
     found = tx.one(
-        f"SELECT {INTENT_COLUMNS} FROM {_CLAIMABLE_FROM[tx.dialect]} WHERE {where} "
-        "ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
-        params,
+        f"SELECT {INTENT_COLUMNS}, {_HAS_WAITS}, {_HAS_STEPS} FROM {_CLAIMABLE_FROM[tx.dialect]} "
+        f"WHERE {where} AND {stop} ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
+        [*params, *stop_params],
     )
     if found is None:
         return None
-    return _claim_row(tx, ctx, IntentRow.from_row(found), owner, seconds, journal, start)
+    row = IntentRow.from_row(found[:-2])
+    has = (found[-2] is not None, found[-1] is not None)
+    return _claim_row(tx, ctx, row, owner, seconds, journal, start, has)
 
 
 def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:
@@ -136,9 +143,12 @@ def _claim_row(
     seconds: float,
     journal: bool = False,
     start: bool = False,
+    has: tuple[bool, bool] = (True, True),
 ) -> Claim:
-    if journal:
-        waits = waits_of(tx, ctx, row.intent_id)
+    """``has``: whether the intent may have waits, and steps (when not, they are not read)."""
+    has_waits, has_steps = has
+    if journal or not has_waits:
+        waits = waits_of(tx, ctx, row.intent_id) if has_waits else []
         ended = [w for w in waits if w.status is not WaitStatus.OPEN]
         last_wait = max(ended, key=lambda w: (w.resolved_at or w.opened_at, w.wait_id),
                         default=None)  # fmt: skip
@@ -158,7 +168,7 @@ def _claim_row(
         lease=lease,
         resumed=last_wait is not None,
         last_wait=last_wait,
-        steps=steps_of(tx, row.intent_id) if journal else None,
+        steps=(steps_of(tx, row.intent_id) if has_steps else []) if journal else None,
         waits=waits if journal else None,
     )
 
@@ -172,7 +182,9 @@ def heartbeat(tx: Tx, ctx: Ctx, intent_id: str, token: str, seconds: float) -> L
             f"the lease on intent {intent_id} is gone", details={"intent_id": intent_id}
         )
     expires = to_text(ctx.now + timedelta(seconds=seconds))
-    tx.execute("UPDATE intents SET lease_expires_at = ? WHERE intent_id = ?", (expires, intent_id))
+    tx.execute_later(
+        "UPDATE intents SET lease_expires_at = ? WHERE intent_id = ?", (expires, intent_id)
+    )
     assert row.lease_owner is not None
     return Lease(
         intent_id=intent_id, owner=row.lease_owner, token=token, expires_at=from_text(expires)
@@ -182,7 +194,7 @@ def heartbeat(tx: Tx, ctx: Ctx, intent_id: str, token: str, seconds: float) -> L
 def release(tx: Tx, ctx: Ctx, intent_id: str, token: str) -> None:
     row = load_intent(tx, intent_id, ctx.actor)
     if row.lease_token == token:
-        tx.execute(
+        tx.execute_later(
             "UPDATE intents SET lease_owner = NULL, lease_token = NULL, lease_expires_at = NULL "
             "WHERE intent_id = ?",
             (intent_id,),
@@ -233,7 +245,7 @@ def start(
                      details={"worker": owner}, lease=taken)  # fmt: skip
     elif taken is not None:  # already in progress, its lease had lapsed: only the lease moves
         row.lease_owner, row.lease_token, row.lease_expires_at = taken
-        tx.execute(
+        tx.execute_later(
             "UPDATE intents SET lease_owner = ?, lease_token = ?, lease_expires_at = ? "
             "WHERE intent_id = ?",
             (*taken, row.intent_id),

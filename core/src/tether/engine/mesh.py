@@ -271,7 +271,7 @@ def list_agents(
 
 def record(tx: Tx, ctx: Ctx, agent: str, event_type: str, details: dict[str, Any]) -> None:
     """One entry in the mesh's audit."""
-    tx.execute(
+    tx.execute_later(
         "INSERT INTO mesh_events (workspace, agent, event_type, actor, at, details) "
         "VALUES (?, ?, ?, ?, ?, ?)",
         (ctx.actor.workspace, agent, event_type, ctx.actor.actor, ctx.now_text, dumps(details)),
@@ -368,7 +368,7 @@ def heartbeat(tx: Tx, ctx: Ctx, address: str, metrics: dict[str, Any] | None) ->
             cost = float(value)
         elif key in _METRIC_KEYS and isinstance(value, int | float):
             kept[key] = value
-    tx.execute(
+    tx.execute_later(
         "UPDATE agents SET heartbeat_at = ?, metrics = ? WHERE address = ?",
         (ctx.now_text, dumps(kept), address),
     )
@@ -490,6 +490,15 @@ def check_claim(tx: Tx, ctx: Ctx, agent: str) -> AgentStopped | None:
     return _stopped(row) if row is not None else None
 
 
+def not_stopped_sql(ctx: Ctx, agent: str) -> tuple[str, list[object]]:
+    """:func:`check_claim` as a condition of the claim's own statement (one round trip
+    fewer): true unless ``agent`` is paused or killed (as the actor sees agents)."""
+    seen = "" if ctx.actor.kind is PrincipalKind.SYSTEM else " AND agents.workspace = ?"
+    stopped = f"'{AgentStatus.PAUSED.value}', '{AgentStatus.KILLED.value}'"
+    sql = f"NOT EXISTS (SELECT 1 FROM agents WHERE agents.address = ? AND agents.status IN ({stopped}){seen})"
+    return sql, [agent] if not seen else [agent, ctx.actor.workspace]
+
+
 def boundary(
     tx: Tx,
     ctx: Ctx,
@@ -554,7 +563,7 @@ def _insert_usage(
     tokens_out: int,
     cost_usd: float,
 ) -> None:
-    tx.execute(
+    tx.execute_later(
         "INSERT INTO usage (usage_id, intent_id, agent, workspace, at, model, tokens_in, "
         "tokens_out, cost_micros) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (new_id(), intent_id, agent, ctx.actor.workspace, ctx.now_text, model, tokens_in,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -94,6 +95,9 @@ class IntentRow:
     created_at: str
     updated_at: str
     schema_version: int
+    awaited: bool = True
+    """Whether an open wait may wait on this intent (as a child): False when that was read
+    with the row, under its lock, and none does (then ending it looks for none)."""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> IntentRow:
@@ -150,15 +154,33 @@ def for_update(tx: Tx, *, skip_locked: bool = False) -> str:
 def load_intent(tx: Tx, intent_id: str, actor: Principal) -> IntentRow:
     """The intent, or :class:`NotFound` (also for another workspace's intents). In a write on
     PostgreSQL the row stays locked until the transaction ends."""
+    return load_intent_with(tx, intent_id, actor)[0]
+
+
+AWAITED = (
+    "SELECT 1 FROM waits WHERE waits.child_intent_id = intents.intent_id "
+    "AND waits.status = 'open' LIMIT 1"
+)
+"""Whether an open wait waits on the intent (see ``IntentRow.awaited``)."""
+
+
+def load_intent_with(
+    tx: Tx, intent_id: str, actor: Principal, also: str = "", params: Sequence[Any] = ()
+) -> tuple[IntentRow, Any]:
+    """:func:`load_intent`, and the value of the scalar expression ``also`` (with
+    ``params``) read in the same statement, which saves a round trip: it may name the
+    intent's columns (``intents.intent_id``)."""
+    extra = f", ({also})" if also else ""
     row = tx.one(
-        f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?{for_update(tx)}", (intent_id,)
+        f"SELECT {INTENT_COLUMNS}{extra} FROM intents WHERE intent_id = ?{for_update(tx)}",
+        (*params, intent_id),
     )
     if row is None:
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
-    intent = IntentRow.from_row(row)
+    intent = IntentRow.from_row(row[:-1] if also else row)
     if not visible(intent, actor):
         raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
-    return intent
+    return intent, row[-1] if also else None
 
 
 def wait_from_row(row: tuple[Any, ...], token: str | None = None) -> Wait:

@@ -10,7 +10,7 @@ from . import webhooks
 from .audit import canonical_json, event_hash
 from .context import Ctx
 from .lifecycle import check_transition
-from .records import IntentRow, dumps
+from .records import EVENT_COLUMNS, IntentRow, dumps
 
 _UNSET: Any = object()
 
@@ -78,10 +78,7 @@ def append_event(
         at=ctx.now_text,
         details_json=details_json,
     )
-    insert_event = (
-        "INSERT INTO events (intent_id, seq, event_type, status, waiting_reason, actor, at, "
-        "details, hash, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
-    )
+    insert_event = f"INSERT INTO events ({EVENT_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)"
     event_params = (row.intent_id, seq, event_type, target.value, reason_text, actor,
                     ctx.now_text, details_json, digest)  # fmt: skip
     together = tx.dialect == "postgresql"  # one round trip for the event and the row
@@ -133,22 +130,27 @@ def append_event(
     where = "WHERE intent_id = ? AND seq = ?"
     params = (*sets.values(), row.intent_id, seq - 1)
     if together:
-        # One statement: the event (e) and its webhook deliveries (d) are common table
-        # expressions of the intent's update. They run whatever the update matches; a
-        # mismatch raises below and rolls all of it back.
-        ctes = [("e", insert_event, event_params),
+        # One statement, sent with the write's next statement or its commit (the write
+        # does not wait for it): the intent's update (u) and the webhook deliveries (d) are
+        # common table expressions of the event's insert, which takes the intent's id from
+        # the update. Should the row have changed under us (never, while the write holds
+        # its lock), the update matches nothing and the event's id is NULL, which its
+        # table refuses: the statement fails and the write rolls back, seq never lost.
+        ctes = [("u", f"UPDATE intents SET {assigned} {where} RETURNING intent_id", params),
                 ("d", *webhooks.enqueue_sql(ctx, row.workspace, pushed))]  # fmt: skip
         if target in TERMINAL:
             ctes.append(("t", _CANCEL_TIMERS, (row.intent_id,)))
-        changed = tx.execute(
+        tx.execute_later(
             f"WITH {', '.join(f'{name} AS ({sql})' for name, sql, _ in ctes)} "
-            f"UPDATE intents SET {assigned} {where}",
-            tuple(p for _, _, ps in ctes for p in ps) + params,
+            f"INSERT INTO events ({EVENT_COLUMNS}) SELECT u.intent_id, "
+            f"{', '.join('?' * (len(event_params) - 1))}, 1 FROM (VALUES (1)) AS one (x) "
+            "LEFT JOIN u ON TRUE",
+            tuple(p for _, _, ps in ctes for p in ps) + event_params[1:],
         )
     else:
         changed = tx.execute(f"UPDATE intents SET {assigned} {where}", params)
-    if changed != 1:  # only possible if the row changed under us: never lose a seq silently
-        raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
+        if changed != 1:  # only if the row changed under us: never lose a seq silently
+            raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
     if target in TERMINAL:
         _on_terminal(tx, ctx, row)
 

@@ -112,13 +112,26 @@ def waits_of(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
 # -- opening -----------------------------------------------------------------------------------
 
 
-def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str | None) -> Wait:
-    """Open ``spec`` on the intent (-> WAITING); return the existing wait if the key was used."""
+KEY_USED = "SELECT 1 FROM waits WHERE waits.intent_id = intents.intent_id AND waits.wait_key = ?"
+"""Whether a wait key was used on the intent: read with the intent (``load_intent_with``)."""
+
+
+def open_wait(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    spec: WaitSpec,
+    lease_token: str | None,
+    *,
+    key_used: bool = True,
+) -> Wait:
+    """Open ``spec`` on the intent (-> WAITING); return the existing wait if the key was used.
+    ``key_used=False``: the caller read (with the intent, under its lock) that it was not."""
     from .intents import check_lease
 
     key = spec.key
     spec_json = spec.model_dump(mode="json", exclude={"key"})
-    if key is not None:
+    if key is not None and key_used:
         found = tx.one(
             f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND wait_key = ?",
             (row.intent_id, key),
@@ -162,7 +175,7 @@ def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str
         dumps(spec_json), spec.child_intent_id, ctx.now_text, tstext(deadline),
         None, None, None, None, None, 1,
     )  # fmt: skip
-    tx.execute(
+    tx.execute_later(
         "INSERT INTO waits (wait_id, intent_id, wait_key, kind, status, spec, child_intent_id, "
         "assignees, opened_at, deadline_at, schema_version) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         (*inserted[:7], _assignees(task), *inserted[7:9]),
@@ -225,9 +238,9 @@ def _index_task(
 ) -> None:
     """(Re)write who may answer the open task, the index the inbox lists from."""
     if not new:
-        tx.execute("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
+        tx.execute_later("DELETE FROM task_assignees WHERE wait_id = ?", (wait_id,))
     for assignee in dict.fromkeys(_who_may_answer(task) or [ANYONE]):
-        tx.execute(
+        tx.execute_later(
             "INSERT INTO task_assignees (workspace, assignee, opened_at, wait_id) "
             "VALUES (?, ?, ?, ?)",
             (workspace, assignee, opened_at, wait_id),
@@ -235,7 +248,7 @@ def _index_task(
 
 
 def _add_timer(tx: Tx, kind: str, intent_id: str, wait_id: str | None, due: str | None) -> None:
-    tx.execute(
+    tx.execute_later(
         "INSERT INTO timers (kind, intent_id, wait_id, due_at, status) VALUES (?, ?, ?, ?, 'pending')",
         (kind, intent_id, wait_id, due),
     )
@@ -484,7 +497,7 @@ def heartbeat_tool(tx: Tx, ctx: Ctx, token: str, extend_seconds: float | None) -
     if wait.deadline_at is not None and wait.deadline_at >= new_deadline:
         return wait
     text = tstext(new_deadline)
-    tx.execute("UPDATE waits SET deadline_at = ? WHERE wait_id = ?", (text, wait_id))
+    tx.execute_later("UPDATE waits SET deadline_at = ? WHERE wait_id = ?", (text, wait_id))
     if (
         tx.execute(
             "UPDATE timers SET due_at = ? WHERE wait_id = ? AND kind = 'wait_deadline' AND status = 'pending'",
@@ -532,6 +545,8 @@ def close_open_wait(tx: Tx, ctx: Ctx, row: IntentRow, reason: str) -> None:
 
 def child_ended(tx: Tx, ctx: Ctx, child: IntentRow) -> None:
     """A child intent reached a terminal status: resolve every wait that waits on it."""
+    if not child.awaited:
+        return
     for (wait_id,) in tx.all(
         "SELECT wait_id FROM waits WHERE child_intent_id = ? AND status = 'open'",
         (child.intent_id,),
@@ -635,7 +650,7 @@ def delegate(tx: Tx, ctx: Ctx, intent_id: str, delegate_to: str, note: str | Non
     moved = task.model_copy(update={"assignees": [delegate_to], "groups": []})
     spec = loads(load_wait_row(tx, wait.wait_id)[5], "wait spec")
     spec["human_task"] = moved.model_dump(mode="json")
-    tx.execute(
+    tx.execute_later(
         "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
         (dumps(spec), _assignees(moved), wait.wait_id),
     )
@@ -684,7 +699,7 @@ def remind(tx: Tx, ctx: Ctx, wait_id: str) -> None:
     )
     spec = loads(load_wait_row(tx, wait_id)[5], "wait spec")
     spec["human_task"] = moved.model_dump(mode="json")
-    tx.execute(
+    tx.execute_later(
         "UPDATE waits SET spec = ?, assignees = ? WHERE wait_id = ?",
         (dumps(spec), _assignees(moved), wait_id),
     )

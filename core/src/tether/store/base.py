@@ -41,6 +41,14 @@ class Tx(Protocol):
         """Run a statement; return the number of rows changed."""
         ...
 
+    def execute_later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        """Run a statement whose row count the write does not need, before anything the
+        write runs after it. A dialect may send it with the write's next statement or its
+        commit, in one round trip: an error it raises then comes from that later call (or
+        the commit), and rolls the write back as any error does. A check the write needs
+        must fail the statement itself."""
+        ...
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None: ...
 
     def all(self, sql: str, params: Sequence[Any] = (), *, replan: bool = False) -> list[Row]:

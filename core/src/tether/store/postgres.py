@@ -10,10 +10,13 @@ catch-up so a lost notification delays an event but never loses it.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
+import re
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -43,6 +46,11 @@ the NOTIFY.)"""
 _MAX_TOPICS_BYTES = 7000
 """Topics named in a NOTIFY payload at most (PostgreSQL takes 8000 bytes); more: ``*``."""
 
+_PLACEHOLDER = re.compile(r"\?")
+
+_PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
+"""What PostgreSQL's ``PREPARE`` takes."""
+
 _RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
 
 
@@ -62,27 +70,92 @@ def _status(conn: psycopg.Connection[Any]) -> TransactionStatus:
 
 
 class _PgTx(TxState):
+    """A read runs each statement on its own (psycopg's extended protocol, prepared after
+    five runs). A write sends its statements as simple queries of named prepared statements
+    (``EXECUTE name(literals)``), so that what it need not wait for rides with what comes
+    next: its ``BEGIN`` with its first statement, and the statements given to
+    :meth:`execute_later` with the next statement or with the commit. Each round trip costs
+    more client and server CPU here than the statements it carries."""
+
     dialect = "postgresql"
 
-    def __init__(self, conn: psycopg.Connection[Any], writing: bool) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Any], writing: bool, prepared: dict[str, str]
+    ) -> None:
         super().__init__()
         self._conn = conn
         self.writing = writing
+        self.begun = not writing
+        """Whether ``BEGIN`` has been sent (a write sends it with its first statement)."""
+        self._later: list[str] = []
+        self._prepared = prepared  # this connection's statements, by their SQL
+        self._binder: psycopg.ClientCursor[Any] | None = None
 
     @staticmethod
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
+    def _bind(self, sql: str, params: Sequence[Any]) -> str:
+        """``sql`` (``%s`` placeholders) with ``params`` as quoted literals."""
+        if self._binder is None:
+            self._binder = psycopg.ClientCursor(self._conn)
+        return self._binder.mogrify(sql, params)
+
+    def render(self, sql: str, params: Sequence[Any], *, replan: bool = False) -> str:
+        """The statement as it is sent in a write: ``EXECUTE`` of the connection's prepared
+        statement (prepared in a round trip of its own the first time the connection sees
+        it), or with ``replan`` the statement itself, planned for its values (as is any
+        statement PostgreSQL cannot prepare: ``ANALYZE``, ``LOCK``...)."""
+        if replan or not _PREPARABLE.match(sql):
+            return self._bind(self._sql(sql), params)
+        name = self._prepared.get(sql)
+        if name is None:
+            numbered = itertools.count(1)
+            text = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", sql)
+            name = f"tether_{len(self._prepared) + 1}"
+            self._conn.execute(f"PREPARE {name} AS {text}")
+            self._prepared[sql] = name
+        if not params:
+            return f"EXECUTE {name}"
+        return self._bind(f"EXECUTE {name}({', '.join(['%s'] * len(params))})", params)
+
+    def pending(self) -> list[str]:
+        """What must go before the write's next statement: its ``BEGIN`` if not sent yet, and
+        the statements given to :meth:`execute_later`."""
+        head = [] if self.begun else ["BEGIN"]
+        self.begun = True
+        head += self._later
+        self._later = []
+        return head
+
+    def _run(self, sql: str, params: Sequence[Any], replan: bool = False) -> Any:
+        if not self.writing:
+            prepare = False if replan else None  # (None: psycopg's default, after five runs)
+            return self._conn.execute(self._sql(sql), params, prepare=prepare)
+        statement = self.render(sql, params, replan=replan)
+        cursor = self._conn.cursor()
+        cursor.execute("; ".join([*self.pending(), statement]))
+        while cursor.nextset():  # to the last statement's result
+            pass
+        return cursor
+
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
-        return self._conn.execute(self._sql(sql), params).rowcount
+        count: int = self._run(sql, params).rowcount
+        return count
+
+    def execute_later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        if self.writing:
+            self._later.append(self.render(sql, params))
+        else:  # (nothing to send it with)
+            self._run(sql, params)
 
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
-        row: Row | None = self._conn.execute(self._sql(sql), params).fetchone()
+        row: Row | None = self._run(sql, params).fetchone()
         return row
 
     def all(self, sql: str, params: Sequence[Any] = (), *, replan: bool = False) -> list[Row]:
-        prepare = False if replan else None  # (None: psycopg's default, after five runs)
-        return self._conn.execute(self._sql(sql), params, prepare=prepare).fetchall()
+        rows: list[Row] = self._run(sql, params, replan).fetchall()
+        return rows
 
 
 class PostgresStore(Store):
@@ -118,6 +191,9 @@ class PostgresStore(Store):
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
             kwargs={"autocommit": True},  # a write opens its transaction; a read needs none
         )  # fmt: skip
+        self._statements: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[str, str]]
+        self._statements = weakref.WeakKeyDictionary()
+        self._statements_lock = threading.Lock()
         self._init_changes()
         self._poll_seconds = CATCH_UP_SECONDS
         self._closed = False
@@ -140,16 +216,16 @@ class PostgresStore(Store):
             attempt += 1
             try:
                 with self._pool.connection() as conn:
-                    tx = _PgTx(conn, writing)
+                    tx = _PgTx(conn, writing, self._statements_of(conn))
                     if not writing:  # each statement reads committed data, as it would in a
                         result = fn(tx)  # READ COMMITTED transaction, without BEGIN and COMMIT
                         break
-                    conn.execute("BEGIN")
                     try:
                         result = fn(tx)
                     except BaseException:
-                        with contextlib.suppress(psycopg.Error):  # a broken connection is
-                            conn.execute("ROLLBACK")  # dropped by the pool, its work undone
+                        if tx.begun:  # (a broken connection is dropped by the pool, its
+                            with contextlib.suppress(psycopg.Error):  # work undone)
+                                conn.execute("ROLLBACK")
                         raise
                     # the payload names the topics the write touched ("*": too many to name,
                     # so every topic moves)
@@ -185,11 +261,8 @@ class PostgresStore(Store):
             # would answer the COMMIT with a rollback, and nothing of it is stored
             conn.execute("ROLLBACK")
             raise StoreError("the write went on after a failed statement; nothing was stored")
-        statements = []
-        if tx.at_commit:
-            binder = psycopg.ClientCursor(conn)
-            statements = [binder.mogrify(_PgTx._sql(q), p) for q, p in tx.last_statements()]
-        statements += ["COMMIT", self._notify_sql(conn, payload)]
+        statements = [tx.render(q, p) for q, p in tx.last_statements()]
+        statements = [*tx.pending(), *statements, "COMMIT", self._notify_sql(conn, payload)]
         try:
             conn.execute("; ".join(statements))
         except psycopg.Error as exc:
@@ -203,6 +276,11 @@ class PostgresStore(Store):
             # committed, and only the notification failed: other replicas see the change
             # at their next catch-up (as when a notification is lost)
             logger.warning("a commit's NOTIFY failed", exc_info=True)
+
+    def _statements_of(self, conn: psycopg.Connection[Any]) -> dict[str, str]:
+        """The statements prepared on ``conn`` by their SQL (they live as long as it does)."""
+        with self._statements_lock:
+            return self._statements.setdefault(conn, {})
 
     def _notify_sql(self, conn: psycopg.Connection[Any], payload: str) -> str:
         """The statement that tells the other replicas of a commit (its literals quoted)."""

@@ -48,6 +48,9 @@ class _SQLiteTx(TxState):
         self.wrote = True
         return self._conn.execute(sql, params).rowcount
 
+    def execute_later(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self.execute(sql, params)  # (a local call: nothing to save by waiting)
+
     def one(self, sql: str, params: Sequence[Any] = ()) -> Row | None:
         if not sql.startswith("SELECT"):
             self.wrote = True  # e.g. UPDATE ... RETURNING
