@@ -35,6 +35,65 @@ def test_a_finished_step_is_never_run_again(client: tether.Client) -> None:
     ] == [{"key": "charge"}]
 
 
+def test_a_step_recorded_while_a_second_record_waits_for_the_lock_wins() -> None:
+    """On PostgreSQL a step's record reads whether the step exists in the statement that
+    locks the intent, as of that statement's start. A record committed while it waited for
+    the lock is missed there: the steps' key refuses the second insert and the write runs
+    again, to return the first record (the first record wins, and runs once)."""
+    from datetime import UTC, datetime
+
+    import psycopg
+    from tether.engine.context import Ctx
+    from tether.engine.journal import record_step
+    from tether.engine.records import load_intent
+    from tether.store import Tx
+
+    from ..pg import fresh_schema
+    from ..polling import eventually
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        intent = new_intent(client)
+        lease = client.start(intent.intent_id)
+        system = tether.Principal.system()
+        locked = threading.Event()
+        second: list[tether.Step] = []
+
+        def first(tx: Tx) -> None:
+            load_intent(tx, intent.intent_id, system)  # holds the intent's lock
+            locked.set()
+            with psycopg.connect(url, autocommit=True) as watcher:  # until the other waits
+                assert eventually(
+                    lambda: (
+                        watcher.execute(
+                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                        ).fetchone()[0]  # type: ignore[index]
+                        >= 1
+                    ),
+                    10,
+                )
+            ctx = Ctx(datetime.now(UTC), system, "")
+            record_step(tx, ctx, intent.intent_id, "charge", {"charged": 1}, lease.token)
+
+        def late() -> None:
+            locked.wait(10)
+            second.append(
+                client.record_step(intent.intent_id, "charge", {"charged": 2}, lease=lease)
+            )
+
+        waiter = threading.Thread(target=late)
+        waiter.start()
+        client.store.write(first)
+        waiter.join(10)
+        assert [s.result for s in second] == [{"charged": 1}]
+        assert [s.result for s in client.list_steps(intent.intent_id)] == [{"charged": 1}]
+        recorded = [
+            e
+            for e in client.list_events(intent.intent_id)
+            if e.event_type == "intent.step_recorded"
+        ]
+        assert len(recorded) == 1 and client.verify_audit().ok
+
+
 def test_a_step_that_raises_is_not_recorded(client: tether.Client) -> None:
     intent = new_intent(client)
     lease = client.start(intent.intent_id)

@@ -166,6 +166,28 @@ def test_a_statement_run_later_comes_before_what_follows_and_fails_with_its_writ
         store.close()
 
 
+def test_a_session_that_lost_its_prepared_statements_prepares_them_again() -> None:
+    """PostgreSQL: each connection prepares the statements it runs, once. If its session
+    loses them (``DEALLOCATE ALL`` or ``DISCARD ALL``, from a pooler or a driver), the read
+    or write that finds one missing runs again and prepares them afresh: nothing fails."""
+    with fresh_schema() as url:
+        store = PostgresStore(url, min_size=1, max_size=1)  # one connection: always that one
+        try:
+            _setup(store)
+            store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('n', 0)"))
+            bump = "UPDATE kv SET v = v + 1 WHERE k = ?"
+            store.write(lambda tx: tx.execute_later(bump, ("n",)))
+            assert _get(store, "n") == 1  # both statements prepared now
+            store.write(lambda tx: tx.execute("DEALLOCATE ALL"))  # (in a transaction)
+            store.write(lambda tx: tx.execute_later(bump, ("n",)))  # a write finds it gone
+            store.read(lambda tx: tx.execute("DISCARD ALL"))  # (outside one)
+            assert _get(store, "n") == 2  # a read finds it gone
+            store.write(lambda tx: tx.execute_later(bump, ("n",)))
+            assert _get(store, "n") == 3
+        finally:
+            store.close()
+
+
 def test_concurrent_writers_lose_nothing(store_url: str) -> None:
     store = open_store(store_url)
     try:

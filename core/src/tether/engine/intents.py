@@ -22,7 +22,6 @@ from . import mesh
 from .audit import GENESIS
 from .context import Ctx
 from .records import (
-    AWAITED,
     EVENT_COLUMNS,
     INTENT_COLUMNS,
     WAIT_COLUMNS,
@@ -30,7 +29,6 @@ from .records import (
     dumps,
     event_from_row,
     load_intent,
-    load_intent_with,
     request_hash,
     tstext,
     visible,
@@ -341,8 +339,7 @@ def resolve(
     """End an intent: COMPLETED (result), FAILED (error) or CANCELED (reason)."""
     if status not in _RESOLVE_EVENTS:
         raise InvalidRequest("resolve takes COMPLETED, FAILED or CANCELED")
-    row, awaited = load_intent_with(tx, intent_id, ctx.actor, AWAITED)
-    row.awaited = awaited is not None
+    row = load_intent(tx, intent_id, ctx.actor)
     if ctx.actor.kind is PrincipalKind.HUMAN and status is not Status.CANCELED:
         raise Forbidden("a person may cancel an intent, not complete or fail it for its agent")
     check_lease(row, ctx, lease_token)

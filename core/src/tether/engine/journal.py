@@ -74,8 +74,8 @@ def record_step(
     """
     if not key or len(key) > 512:
         raise InvalidRequest("a step key is 1 to 512 characters")
-    # whether the step is recorded already, read with the intent (whose lock, on a dialect
-    # with row locks, keeps any other record of it out until this write ends)
+    # whether the step is recorded already, read with the intent (a record committed while
+    # this waited for the intent's lock is caught by the steps' key: the write runs again)
     row, recorded = load_intent_with(tx, intent_id, ctx.actor, _RECORDED, (key,))
     check_lease(row, ctx, lease_token)
     if recorded:

@@ -57,10 +57,6 @@ _CLAIMABLE_FROM = {
 }
 
 
-_HAS_WAITS = "(SELECT 1 FROM waits WHERE waits.intent_id = intents.intent_id LIMIT 1)"
-_HAS_STEPS = "(SELECT 1 FROM steps WHERE steps.intent_id = intents.intent_id LIMIT 1)"
-
-
 def _claimable(ctx: Ctx, agent: str, intent_types: list[str] | None) -> tuple[str, list[object]]:
     """Which intents a claim for ``agent`` may take: runnable, not under a live lease."""
     where = [
@@ -99,19 +95,19 @@ def claim(
     ``journal``, hand over its steps and waits too (a worker replays from them)."""
     _check_ttl(seconds)
     where, params = _claimable(ctx, agent, intent_types)
-    # a paused or killed agent takes no work (its intents wait for it); whether the intent
-    # has waits and steps to read: all in the claim's one statement
+    # a paused or killed agent takes no work (its intents wait for it): checked in the
+    # claim's own statement. (Its waits and steps are read after it, by statements of their
+    # own: on PostgreSQL a subquery reads as of the statement's start, while the row it
+    # locks may be newer, and a step committed in between would be missed.)
     stop, stop_params = mesh.not_stopped_sql(ctx, agent)
     found = tx.one(
-        f"SELECT {INTENT_COLUMNS}, {_HAS_WAITS}, {_HAS_STEPS} FROM {_CLAIMABLE_FROM[tx.dialect]} "
-        f"WHERE {where} AND {stop} ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
+        f"SELECT {INTENT_COLUMNS} FROM {_CLAIMABLE_FROM[tx.dialect]} WHERE {where} AND {stop} "
+        "ORDER BY intent_id LIMIT 1" + for_update(tx, skip_locked=True),
         [*params, *stop_params],
     )
     if found is None:
         return None
-    row = IntentRow.from_row(found[:-2])
-    has = (found[-2] is not None, found[-1] is not None)
-    return _claim_row(tx, ctx, row, owner, seconds, journal, start, has)
+    return _claim_row(tx, ctx, IntentRow.from_row(found), owner, seconds, journal, start)
 
 
 def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:
@@ -143,12 +139,9 @@ def _claim_row(
     seconds: float,
     journal: bool = False,
     start: bool = False,
-    has: tuple[bool, bool] = (True, True),
 ) -> Claim:
-    """``has``: whether the intent may have waits, and steps (when not, they are not read)."""
-    has_waits, has_steps = has
-    if journal or not has_waits:
-        waits = waits_of(tx, ctx, row.intent_id) if has_waits else []
+    if journal:
+        waits = waits_of(tx, ctx, row.intent_id)
         ended = [w for w in waits if w.status is not WaitStatus.OPEN]
         last_wait = max(ended, key=lambda w: (w.resolved_at or w.opened_at, w.wait_id),
                         default=None)  # fmt: skip
@@ -168,7 +161,7 @@ def _claim_row(
         lease=lease,
         resumed=last_wait is not None,
         last_wait=last_wait,
-        steps=(steps_of(tx, row.intent_id) if has_steps else []) if journal else None,
+        steps=steps_of(tx, row.intent_id) if journal else None,
         waits=waits if journal else None,
     )
 

@@ -95,9 +95,6 @@ class IntentRow:
     created_at: str
     updated_at: str
     schema_version: int
-    awaited: bool = True
-    """Whether an open wait may wait on this intent (as a child): False when that was read
-    with the row, under its lock, and none does (then ending it looks for none)."""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> IntentRow:
@@ -157,19 +154,17 @@ def load_intent(tx: Tx, intent_id: str, actor: Principal) -> IntentRow:
     return load_intent_with(tx, intent_id, actor)[0]
 
 
-AWAITED = (
-    "SELECT 1 FROM waits WHERE waits.child_intent_id = intents.intent_id "
-    "AND waits.status = 'open' LIMIT 1"
-)
-"""Whether an open wait waits on the intent (see ``IntentRow.awaited``)."""
-
-
 def load_intent_with(
     tx: Tx, intent_id: str, actor: Principal, also: str = "", params: Sequence[Any] = ()
 ) -> tuple[IntentRow, Any]:
     """:func:`load_intent`, and the value of the scalar expression ``also`` (with
     ``params``) read in the same statement, which saves a round trip: it may name the
-    intent's columns (``intents.intent_id``)."""
+    intent's columns (``intents.intent_id``).
+
+    On PostgreSQL ``also`` reads as of the statement's start: if the statement waited for
+    the intent's lock, what the lock's holder committed meanwhile is not in it. Only for a
+    check whose miss a unique key catches (the write's insert then fails, and the write is
+    run again, when it sees the row)."""
     extra = f", ({also})" if also else ""
     row = tx.one(
         f"SELECT {INTENT_COLUMNS}{extra} FROM intents WHERE intent_id = ?{for_update(tx)}",

@@ -545,8 +545,6 @@ def close_open_wait(tx: Tx, ctx: Ctx, row: IntentRow, reason: str) -> None:
 
 def child_ended(tx: Tx, ctx: Ctx, child: IntentRow) -> None:
     """A child intent reached a terminal status: resolve every wait that waits on it."""
-    if not child.awaited:
-        return
     for (wait_id,) in tx.all(
         "SELECT wait_id FROM waits WHERE child_intent_id = ? AND status = 'open'",
         (child.intent_id,),

@@ -51,7 +51,12 @@ _PLACEHOLDER = re.compile(r"\?")
 _PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
 """What PostgreSQL's ``PREPARE`` takes."""
 
-_RETRY = (pg_errors.DeadlockDetected, pg_errors.SerializationFailure, pg_errors.UniqueViolation)
+_RETRY = (
+    pg_errors.DeadlockDetected,
+    pg_errors.SerializationFailure,
+    pg_errors.UniqueViolation,
+    pg_errors.InvalidSqlStatementName,  # the session lost its prepared statements: again
+)
 
 
 def _origin_and_topics(payload: str) -> tuple[str, str]:
@@ -70,12 +75,12 @@ def _status(conn: psycopg.Connection[Any]) -> TransactionStatus:
 
 
 class _PgTx(TxState):
-    """A read runs each statement on its own (psycopg's extended protocol, prepared after
-    five runs). A write sends its statements as simple queries of named prepared statements
-    (``EXECUTE name(literals)``), so that what it need not wait for rides with what comes
-    next: its ``BEGIN`` with its first statement, and the statements given to
+    """Statements go as simple queries of statements prepared once per connection
+    (``EXECUTE name(literals)``), so that in a write what it need not wait for rides with
+    what comes next: its ``BEGIN`` with its first statement, and the statements given to
     :meth:`execute_later` with the next statement or with the commit. Each round trip costs
-    more client and server CPU here than the statements it carries."""
+    more client and server CPU here than the statements it carries. (A read runs each
+    statement on its own, outside a transaction.)"""
 
     dialect = "postgresql"
 
@@ -129,9 +134,6 @@ class _PgTx(TxState):
         return head
 
     def _run(self, sql: str, params: Sequence[Any], replan: bool = False) -> Any:
-        if not self.writing:
-            prepare = False if replan else None  # (None: psycopg's default, after five runs)
-            return self._conn.execute(self._sql(sql), params, prepare=prepare)
         statement = self.render(sql, params, replan=replan)
         cursor = self._conn.cursor()
         cursor.execute("; ".join([*self.pending(), statement]))
@@ -189,7 +191,9 @@ class PostgresStore(Store):
             self.channel = name.decode(errors="ignore")
         self._pool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, timeout=timeout, open=True,
-            kwargs={"autocommit": True},  # a write opens its transaction; a read needs none
+            # a write opens its transaction, a read needs none; statements are prepared by
+            # _PgTx (psycopg's own preparing would DEALLOCATE ALL after a ROLLBACK)
+            kwargs={"autocommit": True, "prepare_threshold": None},
         )  # fmt: skip
         self._statements: weakref.WeakKeyDictionary[psycopg.Connection[Any], dict[str, str]]
         self._statements = weakref.WeakKeyDictionary()
@@ -217,21 +221,21 @@ class PostgresStore(Store):
             try:
                 with self._pool.connection() as conn:
                     tx = _PgTx(conn, writing, self._statements_of(conn))
-                    if not writing:  # each statement reads committed data, as it would in a
-                        result = fn(tx)  # READ COMMITTED transaction, without BEGIN and COMMIT
-                        break
                     try:
-                        result = fn(tx)
-                    except BaseException:
-                        if tx.begun:  # (a broken connection is dropped by the pool, its
-                            with contextlib.suppress(psycopg.Error):  # work undone)
+                        result = fn(tx)  # (a read: each statement reads committed data, as
+                        if writing:  # in a READ COMMITTED transaction, without BEGIN/COMMIT)
+                            # the payload names the topics the write touched ("*": too many
+                            # to name, so every topic moves)
+                            topics = ",".join(sorted(tx.topics))
+                            topics = topics if len(topics.encode()) <= _MAX_TOPICS_BYTES else "*"
+                            self._commit(conn, tx, f"@{self._origin},{topics}")
+                    except BaseException as exc:
+                        if tx.begun and writing:  # (a broken connection is dropped by the
+                            with contextlib.suppress(psycopg.Error):  # pool, its work undone)
                                 conn.execute("ROLLBACK")
+                        if isinstance(exc, pg_errors.InvalidSqlStatementName):
+                            self._forget_statements(conn)
                         raise
-                    # the payload names the topics the write touched ("*": too many to name,
-                    # so every topic moves)
-                    topics = ",".join(sorted(tx.topics))
-                    topics = topics if len(topics.encode()) <= _MAX_TOPICS_BYTES else "*"
-                    self._commit(conn, tx, f"@{self._origin},{topics}")
                     break
             except _RETRY as exc:
                 if attempt >= 5:
@@ -281,6 +285,13 @@ class PostgresStore(Store):
         """The statements prepared on ``conn`` by their SQL (they live as long as it does)."""
         with self._statements_lock:
             return self._statements.setdefault(conn, {})
+
+    def _forget_statements(self, conn: psycopg.Connection[Any]) -> None:
+        """``conn``'s session lost a prepared statement (someone ran ``DEALLOCATE ALL`` or
+        ``DISCARD ALL``): deallocate the rest and prepare each again when next used."""
+        with contextlib.suppress(psycopg.Error):  # (a broken connection: dropped anyway)
+            conn.execute("DEALLOCATE ALL")
+        self._statements_of(conn).clear()
 
     def _notify_sql(self, conn: psycopg.Connection[Any], payload: str) -> str:
         """The statement that tells the other replicas of a commit (its literals quoted)."""
