@@ -76,6 +76,9 @@ def test_the_axme_sdk_drives_a_human_approval_end_to_end(server: Server) -> None
     done = agent.resolve_intent(intent_id, {"status": "COMPLETED", "result": {"refunded": 120}})
     assert done["intent"]["status"] == "COMPLETED"
     assert done["completion_delivery"]["delivered"] is False
+    stored = agent.list_intent_events(intent_id)["events"]
+    assert done["event"] == stored[-1]  # the event that ended it, as stored
+    assert done["event"]["event_type"] == "intent.completed"
     with pytest.raises(AxmeValidationError) as again_err:
         agent.resolve_intent(intent_id, {"status": "CANCELED", "reason": "late"})
     assert again_err.value.status_code == 409

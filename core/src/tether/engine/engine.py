@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 from ..clock import Clock, to_text
 from ..errors import (
@@ -75,6 +75,15 @@ def _forget_oldest(kept: dict[Any, Any]) -> None:
     while len(kept) > _REMEMBERED:
         with contextlib.suppress(KeyError, StopIteration, RuntimeError):
             del kept[next(iter(kept))]
+
+
+class Resolution(TypedDict, total=False):
+    """How :meth:`Engine.resolve` ends an intent (its keyword arguments but the actor)."""
+
+    result: Any
+    error: ErrorInfo | None
+    reason: str | None
+    lease_token: str | None
 
 
 class Engine:
@@ -222,13 +231,23 @@ class Engine:
         actor: Principal | None = None,
     ) -> Intent:
         """End the intent: COMPLETED, FAILED or CANCELED (409 if it has already ended)."""
+        return self.resolve_with_event(
+            intent_id, status, result=result, error=error, reason=reason,
+            lease_token=lease_token, actor=actor,
+        )[0]  # fmt: skip
+
+    def resolve_with_event(
+        self,
+        intent_id: str,
+        status: Status,
+        *,
+        actor: Principal | None = None,
+        **how: Unpack[Resolution],
+    ) -> tuple[Intent, Event]:
+        """:meth:`resolve`, and the event that ended the intent (AXP's answer carries it)."""
         return self._write(
-            lambda tx, ctx: intents.resolve(
-                tx, ctx, intent_id, status, result=result, error=error, reason=reason,
-                lease_token=lease_token,
-            ),
-            actor,
-        )  # fmt: skip
+            lambda tx, ctx: intents.resolve(tx, ctx, intent_id, status, **how), actor
+        )
 
     # -- waits -------------------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from .records import (
     IntentRow,
     dumps,
     event_from_row,
+    event_of,
     load_intent,
     request_hash,
     tstext,
@@ -306,13 +307,14 @@ def end(
     details: dict[str, Any] | None = None,
     result: Any = None,
     error: ErrorInfo | None = None,
-) -> None:
-    """Move an intent to a terminal status, closing its open wait first."""
+) -> dict[str, Any]:
+    """Move an intent to a terminal status, closing its open wait first; return the event's
+    fields."""
     from .waits import close_open_wait
 
     if row.wait_id is not None and not row.status.terminal:
         close_open_wait(tx, ctx, row, reason=status.value.lower())
-    append_event(
+    return append_event(
         tx,
         ctx,
         row,
@@ -331,12 +333,13 @@ def resolve(
     intent_id: str,
     status: Status,
     *,
-    result: Any,
-    error: ErrorInfo | None,
-    reason: str | None,
-    lease_token: str | None,
-) -> Intent:
-    """End an intent: COMPLETED (result), FAILED (error) or CANCELED (reason)."""
+    result: Any = None,
+    error: ErrorInfo | None = None,
+    reason: str | None = None,
+    lease_token: str | None = None,
+) -> tuple[Intent, Event]:
+    """End an intent: COMPLETED (result), FAILED (error) or CANCELED (reason). Returns it
+    and the event that ended it."""
     if status not in _RESOLVE_EVENTS:
         raise InvalidRequest("resolve takes COMPLETED, FAILED or CANCELED")
     row = load_intent(tx, intent_id, ctx.actor)
@@ -348,8 +351,9 @@ def resolve(
         details["reason"] = reason
     if status is Status.FAILED and error is None:
         error = ErrorInfo(code="failed", message=reason or "")
-    end(tx, ctx, row, status, _RESOLVE_EVENTS[status], details=details, result=result, error=error)
-    return model_of(tx, ctx, row)
+    ended = end(tx, ctx, row, status, _RESOLVE_EVENTS[status], details=details, result=result,
+                error=error)  # fmt: skip
+    return model_of(tx, ctx, row), event_of(ended)
 
 
 def changed_since(

@@ -211,6 +211,12 @@ def load_wait_row(tx: Tx, wait_id: str) -> tuple[Any, ...]:
     return row
 
 
+def event_of(fields: dict[str, Any]) -> Event:
+    """The event ``transitions.append_event`` recorded, from the fields it returned (as
+    :func:`event_from_row` would read it back)."""
+    return Event(**{**fields, "at": from_text(fields["at"]), "schema_version": 1})
+
+
 def event_from_row(row: tuple[Any, ...]) -> Event:
     return Event(
         intent_id=row[0],

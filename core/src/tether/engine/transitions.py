@@ -44,8 +44,9 @@ def append_event(
     error: Any = _UNSET,
     release_lease: bool = False,
     lease: tuple[str, str, str] | None = None,
-) -> None:
-    """Record ``event_type`` on ``row`` (moving it to ``status`` if given) and persist it.
+) -> dict[str, Any]:
+    """Record ``event_type`` on ``row`` (moving it to ``status`` if given) and persist it;
+    return the event's fields (``records.event_of`` makes them an ``Event``).
 
     The transition is checked against the lifecycle table; WAITING carries exactly one
     waiting reason and no other status carries one. Reaching a terminal status cancels the
@@ -153,6 +154,7 @@ def append_event(
             raise RuntimeError(f"intent {row.intent_id} changed concurrently at seq {seq - 1}")
     if target in TERMINAL:
         _on_terminal(tx, ctx, row)
+    return pushed
 
 
 _BUMP_FEED = (

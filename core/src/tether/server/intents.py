@@ -199,15 +199,14 @@ def resolve(
     if body.status is Status.CANCELED and not body.reason:
         raise InvalidRequest("canceling an intent needs a reason")
     error = ErrorInfo(message=body.error) if isinstance(body.error, str) else body.error
-    intent = e.resolve(
+    intent, event = e.resolve_with_event(
         intent_id, body.status, result=body.result, error=error, reason=body.reason,
         lease_token=lease, actor=who,
     )  # fmt: skip
-    last = e.list_events(intent_id, since=intent.seq - 1, actor=who)
     return JSONModel(
         b.Resolved(
             intent=intent,
-            event=last[0] if last else None,
+            event=event,
             completion_delivery=b.CompletionDelivery(
                 delivered=intent.reply_to is not None,
                 reason="reply_to_not_set" if intent.reply_to is None else None,
