@@ -188,6 +188,30 @@ def test_a_session_that_lost_its_prepared_statements_prepares_them_again() -> No
             store.close()
 
 
+def test_several_reads_at_once_each_see_what_the_write_did_before(store_url: str) -> None:
+    """``all_of`` returns each query's rows in order (on PostgreSQL in one round trip, with
+    whatever the write still had to send), in a write and in a read."""
+    store = open_store(store_url)
+    try:
+        _setup(store)
+        queries: list[tuple[str, tuple[object, ...]]] = [
+            ("SELECT k, v FROM kv ORDER BY k", ()),
+            ("SELECT v FROM kv WHERE k = ?", ("b",)),
+            ("SELECT v FROM kv WHERE k = ?", ("zz",)),
+        ]
+
+        def reads(tx: Tx) -> list[list[Row]]:
+            tx.execute_later("INSERT INTO kv VALUES (?, ?)", ("a", 1))
+            tx.execute_later("INSERT INTO kv VALUES (?, ?)", ("b", 2))
+            return tx.all_of(queries)
+
+        expected = [[("a", 1), ("b", 2)], [(2,)], []]
+        assert store.write(reads) == expected
+        assert store.read(lambda tx: tx.all_of(queries)) == expected
+    finally:
+        store.close()
+
+
 def test_concurrent_writers_lose_nothing(store_url: str) -> None:
     store = open_store(store_url)
     try:

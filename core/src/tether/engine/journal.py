@@ -47,13 +47,19 @@ def list_steps(tx: Tx, ctx: Ctx, intent_id: str) -> list[Step]:
     return steps_of(tx, intent_id)
 
 
+STEPS_OF = (
+    "SELECT step_key, result, recorded_at, schema_version FROM steps WHERE intent_id = ? "
+    "ORDER BY recorded_at, step_key"
+)
+"""An intent's journal (its id the one parameter): :func:`steps_from` makes the steps."""
+
+
 def steps_of(tx: Tx, intent_id: str) -> list[Step]:
     """The journal of an intent the caller has already loaded (and may see)."""
-    rows = tx.all(
-        "SELECT step_key, result, recorded_at, schema_version FROM steps WHERE intent_id = ? "
-        "ORDER BY recorded_at, step_key",
-        (intent_id,),
-    )
+    return steps_from(intent_id, tx.all(STEPS_OF, (intent_id,)))
+
+
+def steps_from(intent_id: str, rows: list[Row]) -> list[Step]:
     return [_step(intent_id, r) for r in rows]
 
 

@@ -14,10 +14,10 @@ from ..store.schema import CLAIMABLE
 from . import mesh
 from .context import Ctx
 from .intents import model_of
-from .journal import steps_of
+from .journal import STEPS_OF, steps_from
 from .records import INTENT_COLUMNS, WAIT_COLUMNS, IntentRow, for_update, load_intent
 from .transitions import RUNNABLE, append_event
-from .waits import _model, waits_of
+from .waits import WAITS_OF, _model, waits_from
 
 
 def _check_ttl(seconds: float) -> None:
@@ -140,8 +140,11 @@ def _claim_row(
     journal: bool = False,
     start: bool = False,
 ) -> Claim:
-    if journal:
-        waits = waits_of(tx, ctx, row.intent_id)
+    if journal:  # its waits and its journal, read in one round trip
+        wait_rows, step_rows = tx.all_of(
+            [(WAITS_OF, (row.intent_id,)), (STEPS_OF, (row.intent_id,))]
+        )
+        waits, steps = waits_from(ctx, wait_rows), steps_from(row.intent_id, step_rows)
         ended = [w for w in waits if w.status is not WaitStatus.OPEN]
         last_wait = max(ended, key=lambda w: (w.resolved_at or w.opened_at, w.wait_id),
                         default=None)  # fmt: skip
@@ -161,7 +164,7 @@ def _claim_row(
         lease=lease,
         resumed=last_wait is not None,
         last_wait=last_wait,
-        steps=steps_of(tx, row.intent_id) if journal else None,
+        steps=steps if journal else None,
         waits=waits if journal else None,
     )
 

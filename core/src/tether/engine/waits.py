@@ -100,12 +100,16 @@ def list_for_intent(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
     return waits_of(tx, ctx, intent_id)
 
 
+WAITS_OF = f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? ORDER BY opened_at, wait_id"
+"""An intent's waits, oldest first (its id the one parameter): :func:`waits_from` makes them."""
+
+
 def waits_of(tx: Tx, ctx: Ctx, intent_id: str) -> list[Wait]:
     """The waits of an intent the caller has already loaded (and may see), oldest first."""
-    rows = tx.all(
-        f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? ORDER BY opened_at, wait_id",
-        (intent_id,),
-    )
+    return waits_from(ctx, tx.all(WAITS_OF, (intent_id,)))
+
+
+def waits_from(ctx: Ctx, rows: list[tuple[Any, ...]]) -> list[Wait]:
     return [_model(ctx, r) for r in rows]
 
 

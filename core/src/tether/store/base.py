@@ -58,6 +58,11 @@ class Tx(Protocol):
         workspace): for lists whose best index depends on the values."""
         ...
 
+    def all_of(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        """The rows of each query, in order: several reads, each a statement of its own, that
+        a dialect may send in one round trip."""
+        ...
+
     def after_commit(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once this transaction is durably committed (never if it is not)."""
         ...

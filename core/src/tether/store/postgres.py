@@ -159,6 +159,19 @@ class _PgTx(TxState):
         rows: list[Row] = self._run(sql, params, replan).fetchall()
         return rows
 
+    def all_of(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        statements = [self.render(sql, params) for sql, params in queries]
+        head = self.pending()
+        cursor = self._conn.cursor()
+        cursor.execute("; ".join([*head, *statements]))
+        for _ in head:  # (their results come first)
+            cursor.nextset()
+        found: list[list[Row]] = []
+        for _ in statements:
+            found.append(cursor.fetchall())
+            cursor.nextset()
+        return found
+
 
 class PostgresStore(Store):
     """A store on PostgreSQL, shared by any number of processes and replicas."""

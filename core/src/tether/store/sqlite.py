@@ -62,6 +62,9 @@ class _SQLiteTx(TxState):
             self.wrote = True
         return self._conn.execute(sql, params).fetchall()
 
+    def all_of(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
+        return [self.all(sql, params) for sql, params in queries]
+
 
 class _Writing(threading.local):
     active = False
