@@ -48,6 +48,9 @@ _MAX_TOPICS_BYTES = 7000
 
 _PLACEHOLDER = re.compile(r"\?")
 
+_NAMES = itertools.count(1)
+"""Names of prepared statements, unique in the process."""
+
 _PREPARABLE = re.compile(r"\s*(SELECT|INSERT|UPDATE|DELETE|WITH|VALUES)\b", re.IGNORECASE)
 """What PostgreSQL's ``PREPARE`` takes."""
 
@@ -107,17 +110,17 @@ class _PgTx(TxState):
         return self._binder.mogrify(sql, params)
 
     def render(self, sql: str, params: Sequence[Any], *, replan: bool = False) -> str:
-        """The statement as it is sent in a write: ``EXECUTE`` of the connection's prepared
-        statement (prepared in a round trip of its own the first time the connection sees
-        it), or with ``replan`` the statement itself, planned for its values (as is any
-        statement PostgreSQL cannot prepare: ``ANALYZE``, ``LOCK``...)."""
+        """The statement as it is sent: ``EXECUTE`` of the connection's prepared statement
+        (prepared in a round trip of its own the first time the connection sees it), or
+        with ``replan`` the statement itself, planned for its values (as is any statement
+        PostgreSQL cannot prepare: ``ANALYZE``, ``LOCK``...)."""
         if replan or not _PREPARABLE.match(sql):
             return self._bind(self._sql(sql), params)
         name = self._prepared.get(sql)
         if name is None:
             numbered = itertools.count(1)
             text = _PLACEHOLDER.sub(lambda _: f"${next(numbered)}", sql)
-            name = f"tether_{len(self._prepared) + 1}"
+            name = f"tether_{next(_NAMES)}"  # (never reused, even once forgotten)
             self._conn.execute(f"PREPARE {name} AS {text}")
             self._prepared[sql] = name
         if not params:
