@@ -28,3 +28,18 @@ def fresh_schema() -> Iterator[str]:
     finally:
         with psycopg.connect(PG_BASE, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA {schema} CASCADE")
+
+
+def until_a_session_waits_for_a_lock(url: str, seconds: float = 10.0) -> None:
+    """Return once some session waits for a lock: a test that holds a row's lock knows the
+    writer it raced has reached it."""
+    from .polling import eventually
+
+    def waiting() -> bool:
+        with psycopg.connect(url, autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+            ).fetchone()
+        return row is not None and row[0] >= 1
+
+    assert eventually(waiting, seconds), "no session came to wait for a lock"

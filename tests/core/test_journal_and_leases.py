@@ -42,14 +42,12 @@ def test_a_step_recorded_while_a_second_record_waits_for_the_lock_wins() -> None
     again, to return the first record (the first record wins, and runs once)."""
     from datetime import UTC, datetime
 
-    import psycopg
     from tether.engine.context import Ctx
     from tether.engine.journal import record_step
     from tether.engine.records import load_intent
     from tether.store import Tx
 
-    from ..pg import fresh_schema
-    from ..polling import eventually
+    from ..pg import fresh_schema, until_a_session_waits_for_a_lock
 
     with fresh_schema() as url, tether.connect(url) as client:
         intent = new_intent(client)
@@ -61,16 +59,7 @@ def test_a_step_recorded_while_a_second_record_waits_for_the_lock_wins() -> None
         def first(tx: Tx) -> None:
             load_intent(tx, intent.intent_id, system)  # holds the intent's lock
             locked.set()
-            with psycopg.connect(url, autocommit=True) as watcher:  # until the other waits
-                assert eventually(
-                    lambda: (
-                        watcher.execute(
-                            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                        ).fetchone()[0]  # type: ignore[index]
-                        >= 1
-                    ),
-                    10,
-                )
+            until_a_session_waits_for_a_lock(url)  # the other writer has reached it
             ctx = Ctx(datetime.now(UTC), system, "")
             record_step(tx, ctx, intent.intent_id, "charge", {"charged": 1}, lease.token)
 

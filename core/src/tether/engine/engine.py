@@ -61,7 +61,7 @@ from ..store.bridge import bridged
 from ..store.schema import CLAIMABLE
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
-from .records import load_intent, load_intent_with
+from .records import load_intent
 
 T = TypeVar("T")
 
@@ -260,11 +260,9 @@ class Engine:
         actor: Principal | None = None,
     ) -> Wait:
         def op(tx: Tx, ctx: Ctx) -> Wait:
-            if spec.key is None:
-                row, used = load_intent(tx, intent_id, ctx.actor), None
-            else:  # (whether the key was used, read with the intent: one round trip)
-                row, used = load_intent_with(tx, intent_id, ctx.actor, waits.KEY_USED, (spec.key,))
-            return waits.open_wait(tx, ctx, row, spec, lease_token, key_used=used is not None)
+            return waits.open_wait(
+                tx, ctx, load_intent(tx, intent_id, ctx.actor), spec, lease_token
+            )
 
         return self._write(op, actor)
 

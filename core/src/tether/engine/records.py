@@ -163,8 +163,8 @@ def load_intent_with(
 
     On PostgreSQL ``also`` reads as of the statement's start: if the statement waited for
     the intent's lock, what the lock's holder committed meanwhile is not in it. Only for a
-    check whose miss a unique key catches (the write's insert then fails, and the write is
-    run again, when it sees the row)."""
+    check whose miss a unique key catches before anything else could act on the miss (the
+    write's insert then fails, and the write is run again, when it sees the row)."""
     extra = f", ({also})" if also else ""
     row = tx.one(
         f"SELECT {INTENT_COLUMNS}{extra} FROM intents WHERE intent_id = ?{for_update(tx)}",

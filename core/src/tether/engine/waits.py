@@ -116,26 +116,16 @@ def waits_from(ctx: Ctx, rows: list[tuple[Any, ...]]) -> list[Wait]:
 # -- opening -----------------------------------------------------------------------------------
 
 
-KEY_USED = "SELECT 1 FROM waits WHERE waits.intent_id = intents.intent_id AND waits.wait_key = ?"
-"""Whether a wait key was used on the intent: read with the intent (``load_intent_with``)."""
-
-
-def open_wait(
-    tx: Tx,
-    ctx: Ctx,
-    row: IntentRow,
-    spec: WaitSpec,
-    lease_token: str | None,
-    *,
-    key_used: bool = True,
-) -> Wait:
+def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str | None) -> Wait:
     """Open ``spec`` on the intent (-> WAITING); return the existing wait if the key was used.
-    ``key_used=False``: the caller read (with the intent, under its lock) that it was not."""
+    (The key is looked up by a statement of its own, before anything that may refuse: read
+    with the intent's locking statement, it could miss a wait opened while that statement
+    waited for the lock, and then refuse as "already waiting" what is an idempotent retry.)"""
     from .intents import check_lease
 
     key = spec.key
     spec_json = spec.model_dump(mode="json", exclude={"key"})
-    if key is not None and key_used:
+    if key is not None:
         found = tx.one(
             f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND wait_key = ?",
             (row.intent_id, key),
