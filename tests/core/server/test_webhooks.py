@@ -80,6 +80,41 @@ def test_events_are_signed_retried_and_delivered_in_order(
     assert len({g.headers["webhook-id"] for g in receiver.received}) == 8
 
 
+def test_the_dispatcher_looks_for_deliveries_only_while_a_subscription_is_live(
+    tmp_path: Path, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = receiver.start()
+    db_url = f"sqlite:///{tmp_path / 'w.db'}"
+    with tether.connect(db_url) as local, tether.connect(db_url) as elsewhere:
+        looks: list[float] = []
+        take = local.engine.take_due_deliveries
+
+        def counted(**kwargs: int) -> object:
+            looks.append(time.monotonic())
+            return take(**kwargs)
+
+        monkeypatch.setattr(local.engine, "take_due_deliveries", counted)
+        with running_server(local.engine) as server:
+            for _ in range(10):  # 30 commits, which used to wake a look each
+                _lifecycle(local)
+            time.sleep(0.6)  # past an idle look, which finds no subscription either
+            assert looks == []
+            # created through this server: its commit wakes the dispatcher
+            made = httpx.post(f"{server}/v1/webhooks/subscriptions",
+                              json={"callback_url": url, "event_types": ["intent.completed"]})  # fmt: skip
+            assert made.status_code == 200, made.text
+            first = _lifecycle(local)
+            _until(lambda: len(receiver.received) == 1)
+            assert looks != []
+            sub_id = made.json()["subscription"]["subscription_id"]
+            assert httpx.delete(f"{server}/v1/webhooks/subscriptions/{sub_id}").status_code == 200
+            # created by another process on the same file: found by the next idle look
+            elsewhere.engine.subscribe(url, ["intent.completed"])
+            second = _lifecycle(local)
+            _until(lambda: len(receiver.received) == 2)
+    assert [r.event["intent_id"] for r in receiver.received] == [first, second]
+
+
 def test_dead_letter_then_replay(tmp_path: Path, receiver: Receiver) -> None:
     receiver.always_fail = True
     url = receiver.start()

@@ -719,6 +719,11 @@ class Engine:
             actor,
         )  # fmt: skip
 
+    def any_webhook_subscription(self) -> bool:
+        """Whether any webhook subscription is live: without one nothing is queued, so the
+        dispatcher need not look for due deliveries after every commit."""
+        return self.store.read(webhooks.any_live)
+
     def take_due_deliveries(self, *, limit: int = 50) -> list[tuple[Delivery, str, str]]:
         """For the dispatcher: due deliveries with their target URL and secret. Checks with a
         read first, so an idle dispatcher never writes (and never wakes anyone)."""

@@ -22,7 +22,7 @@ from ..clock import from_text, to_text
 from ..errors import InvalidRequest, NotFound
 from ..ids import new_id
 from ..model import Delivery, Subscription
-from ..store import Tx
+from ..store import WEBHOOK_CHANGES, Tx
 from .context import Ctx
 from .records import dumps, for_update, loads, ts
 
@@ -96,6 +96,7 @@ def subscribe(
         raise InvalidRequest("a secret looks like whsec_<base64>, at least 16 characters")
     sub_id = new_id()
     tx.memo.pop(("webhook_subscriptions", ctx.actor.workspace), None)
+    tx.touch(WEBHOOK_CHANGES)
     tx.execute(
         f"INSERT INTO webhook_subscriptions ({_SUB}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL)",
         (sub_id, ctx.actor.workspace, ctx.actor.actor, url, dumps(event_types), secret, description,
@@ -117,6 +118,7 @@ def subscriptions(tx: Tx, ctx: Ctx, include_inactive: bool) -> list[Subscription
 
 def revoke(tx: Tx, ctx: Ctx, subscription_id: str) -> Subscription:
     tx.memo.pop(("webhook_subscriptions", ctx.actor.workspace), None)
+    tx.touch(WEBHOOK_CHANGES)
     if (
         tx.execute(
             "UPDATE webhook_subscriptions SET revoked_at = ? WHERE subscription_id = ? AND workspace = ? "
@@ -213,6 +215,13 @@ def enqueue_sql(ctx: Ctx, workspace: str, event: dict[str, Any]) -> tuple[str, t
         "*", kind, alias,
     )  # fmt: skip
     return sql, params
+
+
+def any_live(tx: Tx) -> bool:
+    """Whether any subscription, in any workspace, is live (nothing is queued without one)."""
+    return (
+        tx.one("SELECT 1 FROM webhook_subscriptions WHERE revoked_at IS NULL LIMIT 1") is not None
+    )
 
 
 def any_due(tx: Tx, now: str) -> bool:

@@ -24,6 +24,7 @@ from starlette.concurrency import run_in_threadpool
 from ..engine import Engine
 from ..model import Delivery, Principal, Subscription
 from ..settings import Settings
+from ..store import WEBHOOK_CHANGES
 from .auth import AGENTS, require
 from .bodies import Body
 from .changes import ChangeFeed
@@ -153,14 +154,24 @@ a read per write request; now a new delivery waits at most this long more to be 
 async def dispatch(
     engine: Engine, settings: Settings, feed: ChangeFeed, *, idle: float = 0.5
 ) -> None:
-    """Send due deliveries until cancelled. Safe to run in every replica."""
+    """Send due deliveries until cancelled. Safe to run in every replica.
+
+    While no subscription is live nothing can be queued, so the dispatcher does not look
+    after every commit: it waits for a subscription to be created (in this process, or in
+    another replica that names its change's topics) and otherwise looks again every
+    ``idle`` seconds (a subscription created by another process on a SQLite file)."""
     loop = asyncio.get_running_loop()
+    live, live_topic, live_read = True, -1, -idle
     async with httpx.AsyncClient(timeout=10.0, follow_redirects=False) as http:
         while True:
             seen = feed.version
             looked = loop.time()
+            topic = engine.store.topic_counter(WEBHOOK_CHANGES)
             try:
-                due = await run_in_threadpool(engine.take_due_deliveries, limit=50)
+                if topic != live_topic or looked - live_read >= idle:
+                    live = await run_in_threadpool(engine.any_webhook_subscription)
+                    live_topic, live_read = topic, looked
+                due = await run_in_threadpool(engine.take_due_deliveries, limit=50) if live else []
             except Exception:
                 logger.exception("taking due webhook deliveries failed; retrying")
                 due = []
@@ -169,6 +180,8 @@ async def dispatch(
                 continue
             if feed.draining:  # shutting down: its waits end at once, so keep the idle pace
                 await asyncio.sleep(idle)
+            elif not live:
+                await feed.wait_topic(WEBHOOK_CHANGES, topic, idle)
             else:
                 await feed.wait(seen, idle)
             # commits that land meanwhile are seen by the next look, which reads the store

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from ..errors import StoreError
-from .base import AGENT_CHANGES, KEY_CHANGES, Store, Tx, work_for
+from .base import AGENT_CHANGES, KEY_CHANGES, WEBHOOK_CHANGES, Store, Tx, work_for
 from .schema import LATEST, MIGRATIONS, Migration
 from .sqlite import SQLiteStore, sqlite_path
 
@@ -33,6 +33,7 @@ __all__ = [
     "KEY_CHANGES",
     "LATEST",
     "MIGRATIONS",
+    "WEBHOOK_CHANGES",
     "Migration",
     "SQLiteStore",
     "Store",

@@ -24,6 +24,10 @@ AGENT_CHANGES = "agents"
 KEY_CHANGES = "keys"
 """The topic of an API key being created or revoked (what a server's key cache watches)."""
 
+WEBHOOK_CHANGES = "webhooks"
+"""The topic of a webhook subscription being created or revoked (what a server's webhook
+dispatcher watches while no subscription is live)."""
+
 
 def work_for(agent: str) -> str:
     """The topic of an agent's intents becoming claimable (what an idle worker waits on)."""
