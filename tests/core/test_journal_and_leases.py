@@ -6,7 +6,9 @@ import threading
 import time
 
 import pytest
+import tenacity
 import tether
+import tether.client._sync as client_module
 from tether import HumanTask, Status
 
 from .conftest import AGENT, new_intent, person
@@ -359,16 +361,24 @@ def test_recording_a_step_outlasts_a_store_outage_but_not_a_corrupt_store(
             return real(*args, **kwargs)  # type: ignore[arg-type]
 
         monkeypatch.setattr(client.engine, "record_step", flaky)
+        policies: list[object] = []  # the retry policy is built only once a record failed
+
+        def counted(*args: object, **kwargs: object) -> object:
+            policies.append(args)
+            return tenacity.Retrying(*args, **kwargs)
+
+        monkeypatch.setattr(client_module, "Retrying", counted)
+        assert client.record_step(intent.intent_id, "z", 0).result == 0 and policies == []
         failures[:] = [tether.StoreError("away"), tether.StoreError("still away")]
         assert client.record_step(intent.intent_id, "a", 1).result == 1
-        assert not failures
+        assert not failures and len(policies) == 1
         failures[:] = [tether.CorruptStore("bad page")]
         with pytest.raises(tether.CorruptStore):
             client.record_step(intent.intent_id, "b", 2)
         failures[:] = [tether.StoreError("away")] * 50
         with pytest.raises(tether.StoreError, match="away"):
             client.record_step(intent.intent_id, "c", 3, retry_for=0.2)
-        assert [s.key for s in client.list_steps(intent.intent_id)] == ["a"]
+        assert [s.key for s in client.list_steps(intent.intent_id)] == ["z", "a"]
         failures.clear()
         client.store.close()  # closed by this process: no use waiting (a worker shutting down)
         started = time.monotonic()

@@ -6,6 +6,7 @@ import functools
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
@@ -465,18 +466,28 @@ class Client:
         ``retry_for`` seconds (a worker passes its lease's length) before
         :class:`tether.StoreError` is raised. A retry after a lost answer is safe: it returns
         the record that committed. A lost lease or a refusal is raised at once."""
+
+        def record() -> Step:
+            return self._engine.record_step(
+                intent_id, key, result, lease_token=_token(lease), usage=usage
+            )
+
+        started = time.monotonic()
+        try:
+            return record()  # the usual case, without building a retry policy for it
+        except StoreError as exc:
+            if not _outage(exc):
+                raise
         retrying = Retrying(
             retry=retry_if_exception(_outage),
-            stop=stop_after_delay(retry_for),
+            stop=stop_after_delay(max(0.0, retry_for - (time.monotonic() - started))),
             wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
             sleep=pause,  # on an event loop (AsyncClient, embedded store): awaited there
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
-                return self._engine.record_step(
-                    intent_id, key, result, lease_token=_token(lease), usage=usage
-                )
+                return record()
         raise AssertionError("unreachable")  # pragma: no cover
 
     def list_steps(self, intent_id: str) -> list[Step]:
