@@ -374,7 +374,7 @@ def test_a_notification_that_fails_after_its_commit_does_not_fail_the_write(
                 )
             )
             notify_sql = store._notify_sql
-            store._notify_sql = lambda conn, payload: "SELECT full_queue()"  # type: ignore[method-assign]
+            store._notify_sql = lambda tx, payload: "SELECT full_queue()"  # type: ignore[method-assign]
             assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('n', 1)")) == 1
             assert "NOTIFY failed" in caplog.text
             store._notify_sql = notify_sql  # type: ignore[method-assign]

@@ -23,7 +23,6 @@ from typing import Any, TypeVar
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg import sql
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
@@ -110,7 +109,7 @@ class _PgTx(TxState):
     def _sql(sql: str) -> str:
         return sql.replace("?", "%s")
 
-    def _bind(self, sql: str, params: Sequence[Any]) -> str:
+    def bind(self, sql: str, params: Sequence[Any]) -> str:
         """``sql`` (``%s`` placeholders) with ``params`` as quoted literals."""
         if self._binder is None:
             self._binder = psycopg.ClientCursor(self._conn)
@@ -122,7 +121,7 @@ class _PgTx(TxState):
         with ``replan`` the statement itself, planned for its values (as is any statement
         PostgreSQL cannot prepare: ``ANALYZE``, ``LOCK``...)."""
         if replan or not _PREPARABLE.match(sql):
-            return self._bind(self._sql(sql), params)
+            return self.bind(self._sql(sql), params)
         name = self._prepared.get(sql)
         if name is None:
             numbered = itertools.count(1)
@@ -135,7 +134,7 @@ class _PgTx(TxState):
         # The literals are rendered from a template that names no statement: psycopg parses
         # a template once and caches it (in a small LRU), and one per prepared name and
         # connection would miss that cache every time (12% of a busy server's CPU).
-        return f"EXECUTE {name}({self._bind(_arguments(len(params)), params)})"
+        return f"EXECUTE {name}({self.bind(_arguments(len(params)), params)})"
 
     def pending(self) -> list[str]:
         """What must go before the write's next statement: its ``BEGIN`` if not sent yet, and
@@ -292,7 +291,7 @@ class PostgresStore(Store):
             conn.execute("ROLLBACK")
             raise StoreError("the write went on after a failed statement; nothing was stored")
         statements = [tx.render(q, p) for q, p in tx.last_statements()]
-        statements = [*tx.pending(), *statements, "COMMIT", self._notify_sql(conn, payload)]
+        statements = [*tx.pending(), *statements, "COMMIT", self._notify_sql(tx, payload)]
         try:
             conn.execute("; ".join(statements))
         except psycopg.Error as exc:
@@ -319,10 +318,9 @@ class PostgresStore(Store):
             conn.execute("DEALLOCATE ALL")
         self._statements_of(conn).clear()
 
-    def _notify_sql(self, conn: psycopg.Connection[Any], payload: str) -> str:
+    def _notify_sql(self, tx: _PgTx, payload: str) -> str:
         """The statement that tells the other replicas of a commit (its literals quoted)."""
-        notify = sql.SQL("SELECT pg_notify({}, {})")
-        return notify.format(sql.Literal(self.channel), sql.Literal(payload)).as_string(conn)
+        return tx.bind("SELECT pg_notify(%s, %s)", (self.channel, payload))
 
     def write(self, fn: Callable[[Tx], T]) -> T:
         return self._run(fn, writing=True)
