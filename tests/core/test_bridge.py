@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import tether
@@ -94,6 +94,39 @@ def test_a_canceled_bridged_write_that_had_not_run_is_never_applied(db_url: str)
         client.record_step(intent_id, "c", 3)  # the writer went on past the dropped job
         assert client.get_step(intent_id, "b") is None
         assert [s.key for s in client.list_steps(intent_id)] == ["c"]
+
+
+def test_the_writes_of_one_batch_wake_their_event_loop_once(
+    db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Bridged writes committed together are settled by one wake-up of their loop, each with
+    its own outcome: a refused write raises, the others return their steps."""
+    with _writer_held(db_url) as (client, intent_id, release):
+
+        async def main() -> list[object]:
+            loop = asyncio.get_running_loop()
+            wakes: list[object] = []
+            real = loop.call_soon_threadsafe
+
+            def counted(callback: Callable[..., object], *args: object) -> asyncio.Handle:
+                wakes.append(callback)
+                return real(callback, *args)
+
+            monkeypatch.setattr(loop, "call_soon_threadsafe", counted)
+            writes = [
+                asyncio.ensure_future(run_bridged(client.engine.record_step, intent_id, key, n))
+                for n, key in enumerate(["a", "b", "", "c"])  # "": not a step key
+            ]
+            await asyncio.sleep(0.05)  # all four queue behind the held write
+            release.set()
+            outcomes = await asyncio.gather(*writes, return_exceptions=True)
+            assert len(wakes) == 1
+            return outcomes
+
+        a, b, refused, c = asyncio.run(main())
+        assert isinstance(refused, tether.InvalidRequest)
+        assert [(s.key, s.result) for s in (a, b, c)] == [("a", 0), ("b", 1), ("c", 3)]  # type: ignore[union-attr]
+        assert [s.key for s in client.list_steps(intent_id)] == ["a", "b", "c"]
 
 
 def test_waiting_for_a_change_is_refused_on_the_event_loop(db_url: str) -> None:

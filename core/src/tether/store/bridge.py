@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, ParamSpec, TypeVar, cast
 
 import greenlet
@@ -53,8 +55,68 @@ def wait_future(future: concurrent.futures.Future[T]) -> T:
     """Wait for ``future``: from a bridged call by awaiting it on the event loop, otherwise by
     blocking the calling thread."""
     if bridged() and not future.done():
-        return await_only(asyncio.wrap_future(future))
+        return await_only(_on_loop(future))
     return future.result()
+
+
+_settling = threading.local()
+
+
+@contextlib.contextmanager
+def settling_together() -> Iterator[None]:
+    """Around the completion of a batch's futures (on the thread that completes them): an
+    event loop awaiting several of them is woken once, after the last, instead of once per
+    future (each wake-up is a cross-thread call, about 25 us of CPU on a slow core)."""
+    pending: dict[asyncio.AbstractEventLoop, list[_Settled]] = {}
+    _settling.pending = pending
+    try:
+        yield
+    finally:
+        _settling.pending = None
+        for loop, settled in pending.items():
+            _wake(loop, settled)
+
+
+_Settled = tuple["asyncio.Future[Any]", "concurrent.futures.Future[Any]"]
+
+
+def _on_loop(future: concurrent.futures.Future[T]) -> asyncio.Future[T]:
+    """``future`` as an asyncio future of the running loop (as ``asyncio.wrap_future``, with
+    its wake-up deferred to the end of a :func:`settling_together` block)."""
+    loop = asyncio.get_running_loop()
+    waiter: asyncio.Future[T] = loop.create_future()
+
+    def done(f: concurrent.futures.Future[Any]) -> None:
+        pending = getattr(_settling, "pending", None)
+        if pending is not None:
+            pending.setdefault(loop, []).append((waiter, f))
+        else:
+            _wake(loop, [(waiter, f)])
+
+    def abandoned(w: asyncio.Future[T]) -> None:
+        if w.cancelled():  # the awaiting task was cancelled: a job not begun is dropped
+            future.cancel()
+
+    waiter.add_done_callback(abandoned)
+    future.add_done_callback(done)
+    return waiter
+
+
+def _wake(loop: asyncio.AbstractEventLoop, settled: list[_Settled]) -> None:
+    with contextlib.suppress(RuntimeError):  # the loop is closed: nothing awaits them now
+        loop.call_soon_threadsafe(_settle, settled)
+
+
+def _settle(settled: list[_Settled]) -> None:
+    for waiter, future in settled:
+        if waiter.done():  # cancelled meanwhile
+            continue
+        if future.cancelled():
+            waiter.cancel()
+        elif (exc := future.exception()) is not None:
+            waiter.set_exception(exc)
+        else:
+            waiter.set_result(future.result())
 
 
 def pause(seconds: float) -> None:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from ..errors import StoreClosed, StoreError, TetherError
 from .base import Row, Store, Tx, TxState
-from .bridge import bridged, wait_future
+from .bridge import bridged, settling_together, wait_future
 from .migrations import apply_migrations
 from .schema import MIGRATIONS, Migration
 
@@ -298,16 +298,17 @@ class SQLiteStore(Store):
             self._fail(batch, StoreError(f"commit failed, nothing of it was stored: {exc}"))
             return
         self._notify({t for _, tx, _, error in outcomes if error is None for t in tx.topics})
-        for job, tx, value, error in outcomes:
-            if error is not None:
-                job.future.set_exception(error)
-                continue
-            for callback in tx.callbacks:
-                try:
-                    callback()
-                except Exception:  # a callback's failure must not stop the writer
-                    logger.exception("after-commit callback failed")
-            job.future.set_result(value)
+        with settling_together():  # an event loop awaiting several of them wakes once
+            for job, tx, value, error in outcomes:
+                if error is not None:
+                    job.future.set_exception(error)
+                    continue
+                for callback in tx.callbacks:
+                    try:
+                        callback()
+                    except Exception:  # a callback's failure must not stop the writer
+                        logger.exception("after-commit callback failed")
+                job.future.set_result(value)
 
     def _apply(
         self, batch: list[_Job], *, guarded: bool
