@@ -42,39 +42,21 @@ def test_a_step_recorded_while_a_second_record_waits_for_the_lock_wins() -> None
     locks the intent, as of that statement's start. A record committed while it waited for
     the lock is missed there: the steps' key refuses the second insert and the write runs
     again, to return the first record (the first record wins, and runs once)."""
-    from datetime import UTC, datetime
-
-    from tether.engine.context import Ctx
     from tether.engine.journal import record_step
-    from tether.engine.records import load_intent
-    from tether.store import Tx
 
-    from ..pg import fresh_schema, until_a_session_waits_for_a_lock
+    from ..pg import fresh_schema, second_writer_at_the_lock
 
     with fresh_schema() as url, tether.connect(url) as client:
         intent = new_intent(client)
         lease = client.start(intent.intent_id)
-        system = tether.Principal.system()
-        locked = threading.Event()
-        second: list[tether.Step] = []
-
-        def first(tx: Tx) -> None:
-            load_intent(tx, intent.intent_id, system)  # holds the intent's lock
-            locked.set()
-            until_a_session_waits_for_a_lock(url)  # the other writer has reached it
-            ctx = Ctx(datetime.now(UTC), system, "")
-            record_step(tx, ctx, intent.intent_id, "charge", {"charged": 1}, lease.token)
-
-        def late() -> None:
-            locked.wait(10)
-            second.append(
-                client.record_step(intent.intent_id, "charge", {"charged": 2}, lease=lease)
-            )
-
-        waiter = threading.Thread(target=late)
-        waiter.start()
-        client.store.write(first)
-        waiter.join(10)
+        _, second = second_writer_at_the_lock(
+            client,
+            intent.intent_id,
+            lambda tx, ctx, row: record_step(
+                tx, ctx, intent.intent_id, "charge", {"charged": 1}, lease.token
+            ),
+            lambda: client.record_step(intent.intent_id, "charge", {"charged": 2}, lease=lease),
+        )
         assert [s.result for s in second] == [{"charged": 1}]
         assert [s.result for s in client.list_steps(intent.intent_id)] == [{"charged": 1}]
         recorded = [

@@ -415,39 +415,21 @@ def test_a_keyed_wait_opened_while_a_retry_waits_for_the_lock_is_returned_to_it(
     """PostgreSQL: a wait opened with a key, retried while the first opening holds the
     intent's lock, gets the first wait back (idempotent), not "already waiting". The key is
     looked up after the lock is taken, by a statement that sees what the first committed."""
-    import threading
-    from datetime import UTC, datetime
-
-    from tether.engine.context import Ctx
-    from tether.engine.records import load_intent
     from tether.engine.waits import open_wait
     from tether.model import WaitSpec
-    from tether.store import Tx
 
-    from ..pg import fresh_schema, until_a_session_waits_for_a_lock
+    from ..pg import fresh_schema, second_writer_at_the_lock
 
     with fresh_schema() as url, tether.connect(url) as client:
         intent = new_intent(client)
         lease = client.start(intent.intent_id)
         task = HumanTask(title="Refund?")
-        system = tether.Principal.system()
-        locked = threading.Event()
-        retried: list[tether.Wait] = []
-
-        def first(tx: Tx) -> tether.Wait:
-            row = load_intent(tx, intent.intent_id, system)  # holds the intent's lock
-            locked.set()
-            until_a_session_waits_for_a_lock(url)  # the other writer has reached it
-            spec = WaitSpec(kind=WaitKind.HUMAN, human_task=task, key="go")
-            return open_wait(tx, Ctx(datetime.now(UTC), system, ""), row, spec, lease.token)
-
-        def retry() -> None:
-            locked.wait(10)
-            retried.append(client.wait_for_human(intent.intent_id, task, key="go", lease=lease))
-
-        waiter = threading.Thread(target=retry)
-        waiter.start()
-        opened = client.store.write(first)
-        waiter.join(10)
+        spec = WaitSpec(kind=WaitKind.HUMAN, human_task=task, key="go")
+        opened, retried = second_writer_at_the_lock(
+            client,
+            intent.intent_id,
+            lambda tx, ctx, row: open_wait(tx, ctx, row, spec, lease.token),
+            lambda: client.wait_for_human(intent.intent_id, task, key="go", lease=lease),
+        )
         assert [w.wait_id for w in retried] == [opened.wait_id]
         assert len(client.list_waits(intent.intent_id)) == 1

@@ -145,13 +145,18 @@ class _PgTx(TxState):
         self._later = []
         return head
 
-    def _run(self, sql: str, params: Sequence[Any], replan: bool = False) -> Any:
-        statement = self.render(sql, params, replan=replan)
+    def _send(self, statements: list[str]) -> Any:
+        """Send ``statements`` after what is :meth:`pending`, in one round trip; return the
+        cursor at the first of their results."""
+        head = self.pending()
         cursor = self._conn.cursor()
-        cursor.execute("; ".join([*self.pending(), statement]))
-        while cursor.nextset():  # to the last statement's result
-            pass
+        cursor.execute("; ".join([*head, *statements]))
+        for _ in head:  # (their results come first)
+            cursor.nextset()
         return cursor
+
+    def _run(self, sql: str, params: Sequence[Any], replan: bool = False) -> Any:
+        return self._send([self.render(sql, params, replan=replan)])
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> int:
         count: int = self._run(sql, params).rowcount
@@ -172,14 +177,9 @@ class _PgTx(TxState):
         return rows
 
     def all_of(self, queries: Sequence[tuple[str, Sequence[Any]]]) -> list[list[Row]]:
-        statements = [self.render(sql, params) for sql, params in queries]
-        head = self.pending()
-        cursor = self._conn.cursor()
-        cursor.execute("; ".join([*head, *statements]))
-        for _ in head:  # (their results come first)
-            cursor.nextset()
+        cursor = self._send([self.render(sql, params) for sql, params in queries])
         found: list[list[Row]] = []
-        for _ in statements:
+        for _ in queries:
             found.append(cursor.fetchall())
             cursor.nextset()
         return found
