@@ -433,3 +433,35 @@ def test_a_keyed_wait_opened_while_a_retry_waits_for_the_lock_is_returned_to_it(
         )
         assert [w.wait_id for w in retried] == [opened.wait_id]
         assert len(client.list_waits(intent.intent_id)) == 1
+
+
+def test_a_child_ended_while_its_parent_opens_a_wait_on_it_resolves_that_wait() -> None:
+    """PostgreSQL: a parent opens a wait on a child while the child's end waits for the
+    child's lock. The end reads the waits on the child once it holds the lock, so it sees the
+    new wait and resolves it: the parent is never left waiting on an ended child."""
+    from tether.engine.records import load_intent
+    from tether.engine.waits import open_wait
+    from tether.model import WaitSpec
+
+    from ..pg import fresh_schema, second_writer_at_the_lock
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        parent, child = new_intent(client), new_intent(client)
+        parent_lease = client.start(parent.intent_id)
+        child_lease = client.start(child.intent_id)
+        spec = WaitSpec(kind=WaitKind.AGENT, child_intent_id=child.intent_id, key="child")
+
+        def open_on_the_child(tx, ctx, _child_row):  # type: ignore[no-untyped-def]
+            row = load_intent(tx, parent.intent_id, ctx.actor)
+            return open_wait(tx, ctx, row, spec, parent_lease.token)
+
+        opened, ended = second_writer_at_the_lock(
+            client,
+            child.intent_id,
+            open_on_the_child,
+            lambda: client.complete(child.intent_id, {"done": True}, lease=child_lease),
+        )
+        assert [i.status for i in ended] == [Status.COMPLETED]
+        wait = client.get_wait(opened.wait_id)
+        assert wait.status is WaitStatus.RESOLVED and wait.outcome == "completed"
+        assert client.get_intent(parent.intent_id).status is Status.IN_PROGRESS

@@ -61,7 +61,7 @@ from ..store.bridge import bridged
 from ..store.schema import CLAIMABLE
 from . import audit, intents, journal, keys, leases, mesh, timers, waits, webhooks
 from .context import Ctx
-from .records import load_intent
+from .records import load_intent, load_intent_and
 
 T = TypeVar("T")
 
@@ -260,9 +260,15 @@ class Engine:
         actor: Principal | None = None,
     ) -> Wait:
         def op(tx: Tx, ctx: Ctx) -> Wait:
-            return waits.open_wait(
-                tx, ctx, load_intent(tx, intent_id, ctx.actor), spec, lease_token
+            if spec.key is None:
+                return waits.open_wait(
+                    tx, ctx, load_intent(tx, intent_id, ctx.actor), spec, lease_token
+                )
+            # the wait of the key is read once the intent is locked, in the same round trip
+            row, keyed = load_intent_and(
+                tx, intent_id, ctx.actor, waits.WAIT_BY_KEY, (intent_id, spec.key)
             )
+            return waits.open_wait(tx, ctx, row, spec, lease_token, keyed)
 
         return self._write(op, actor)
 
@@ -311,8 +317,8 @@ class Engine:
         """A person answers the intent's open human task (checked against the task)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target, row = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
-            return waits.respond(tx, ctx, target, outcome, comment, data, row)
+            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
+            return waits.respond(tx, ctx, target, outcome, comment, data)
 
         return self._write(op, actor)
 
@@ -330,8 +336,8 @@ class Engine:
         """Resolve the intent's open wait with ``outcome`` (a human task goes through respond)."""
 
         def op(tx: Tx, ctx: Ctx) -> Intent:
-            target, row = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
-            return waits.resume(tx, ctx, target, outcome, result, comment, lease_token, row)
+            target = waits.wait_of_intent(tx, ctx, intent_id, wait_id)
+            return waits.resume(tx, ctx, target, outcome, result, comment, lease_token)
 
         return self._write(op, actor)
 

@@ -25,11 +25,13 @@ from .records import (
     EVENT_COLUMNS,
     INTENT_COLUMNS,
     WAIT_COLUMNS,
+    WAITING_ON,
     IntentRow,
     dumps,
     event_from_row,
     event_of,
     load_intent,
+    load_intent_and,
     request_hash,
     tstext,
     visible,
@@ -342,7 +344,9 @@ def resolve(
     and the event that ended it."""
     if status not in _RESOLVE_EVENTS:
         raise InvalidRequest("resolve takes COMPLETED, FAILED or CANCELED")
-    row = load_intent(tx, intent_id, ctx.actor)
+    # the waits on it (a parent's, resolved with its end) read once it is locked, with it
+    row, parents = load_intent_and(tx, intent_id, ctx.actor, WAITING_ON, (intent_id,))
+    row.waited_on_by = [wait_id for (wait_id,) in parents]
     if ctx.actor.kind is PrincipalKind.HUMAN and status is not Status.CANCELED:
         raise Forbidden("a person may cancel an intent, not complete or fail it for its agent")
     check_lease(row, ctx, lease_token)

@@ -95,6 +95,9 @@ class IntentRow:
     created_at: str
     updated_at: str
     schema_version: int
+    waited_on_by: list[str] | None = None
+    """The open waits of other intents on this one, when read with it (by
+    :func:`load_intent_and` and :data:`WAITING_ON`); None if not read."""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> IntentRow:
@@ -152,6 +155,26 @@ def load_intent(tx: Tx, intent_id: str, actor: Principal) -> IntentRow:
     """The intent, or :class:`NotFound` (also for another workspace's intents). In a write on
     PostgreSQL the row stays locked until the transaction ends."""
     return load_intent_with(tx, intent_id, actor)[0]
+
+
+WAITING_ON = "SELECT wait_id FROM waits WHERE child_intent_id = ? AND status = 'open'"
+"""The open waits on an intent (its id the one parameter): its parents' waits for it."""
+
+
+def load_intent_and(
+    tx: Tx, intent_id: str, actor: Principal, sql: str, params: Sequence[Any]
+) -> tuple[IntentRow, list[Any]]:
+    """:func:`load_intent`, and the rows of the query ``sql``: a statement of its own, run
+    once the intent's statement has ended (a dialect sends both in one round trip). Unlike
+    :func:`load_intent_with`'s, it sees all that the lock's previous holder committed."""
+    found, rows = tx.all_of(
+        [(f"SELECT {INTENT_COLUMNS} FROM intents WHERE intent_id = ?{for_update(tx)}",
+          (intent_id,)), (sql, params)]
+    )  # fmt: skip
+    intent = IntentRow.from_row(found[0]) if found else None
+    if intent is None or not visible(intent, actor):
+        raise NotFound(f"no intent {intent_id}", details={"intent_id": intent_id})
+    return intent, rows
 
 
 def load_intent_with(

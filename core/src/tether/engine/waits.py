@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -43,9 +44,11 @@ from .context import Ctx
 from .mesh import SPEND_WAIT_KEY
 from .records import (
     WAIT_COLUMNS,
+    WAITING_ON,
     IntentRow,
     dumps,
     load_intent,
+    load_intent_and,
     load_wait_row,
     loads,
     request_hash,
@@ -116,20 +119,32 @@ def waits_from(ctx: Ctx, rows: list[tuple[Any, ...]]) -> list[Wait]:
 # -- opening -----------------------------------------------------------------------------------
 
 
-def open_wait(tx: Tx, ctx: Ctx, row: IntentRow, spec: WaitSpec, lease_token: str | None) -> Wait:
+WAIT_BY_KEY = f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND wait_key = ?"
+"""An intent's wait of one key (parameters: the intent's id, the key)."""
+
+
+def open_wait(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    spec: WaitSpec,
+    lease_token: str | None,
+    keyed: list[Any] | None = None,
+) -> Wait:
     """Open ``spec`` on the intent (-> WAITING); return the existing wait if the key was used.
-    (The key is looked up by a statement of its own, before anything that may refuse: read
-    with the intent's locking statement, it could miss a wait opened while that statement
-    waited for the lock, and then refuse as "already waiting" what is an idempotent retry.)"""
+    ``keyed``: the rows of :data:`WAIT_BY_KEY` for the key, if the caller read them with the
+    intent (:func:`load_intent_and`). The key is looked up by a statement of its own, before
+    anything that may refuse: read within the intent's locking statement, it could miss a
+    wait opened while that statement waited for the lock, and then refuse as "already
+    waiting" what is an idempotent retry."""
     from .intents import check_lease
 
     key = spec.key
     spec_json = spec.model_dump(mode="json", exclude={"key"})
     if key is not None:
-        found = tx.one(
-            f"SELECT {WAIT_COLUMNS} FROM waits WHERE intent_id = ? AND wait_key = ?",
-            (row.intent_id, key),
-        )
+        if keyed is None:
+            keyed = tx.all(WAIT_BY_KEY, (row.intent_id, key))
+        found = keyed[0] if keyed else None
         if found is not None:
             stored = WaitSpec.model_validate(loads(found[5], "wait spec"))  # defaults of today
             if request_hash(stored.model_dump(mode="json", exclude={"key"})) != request_hash(
@@ -337,10 +352,16 @@ def _fail_closed(
 
 
 def _open_wait_of(
-    tx: Tx, ctx: Ctx, wait_id: str, row: IntentRow | None = None
+    tx: Tx,
+    ctx: Ctx,
+    wait_id: str,
+    row: IntentRow | None = None,
+    wrow: tuple[Any, ...] | None = None,
 ) -> tuple[IntentRow, Wait]:
-    """The open wait and its intent (``row``, if the caller has just read it)."""
-    wrow = load_wait_row(tx, wait_id)
+    """The open wait and its intent (``row``, and the wait's row ``wrow``, if the caller has
+    just read them)."""
+    if wrow is None:
+        wrow = load_wait_row(tx, wait_id)
     if row is None or row.intent_id != wrow[1]:
         row = load_intent(tx, wrow[1], ctx.actor)
     wait = _model(ctx, wrow)
@@ -352,13 +373,28 @@ def _open_wait_of(
     return row, wait
 
 
-def wait_of_intent(
-    tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None
-) -> tuple[str, IntentRow | None]:
+_OPEN_WAIT = (
+    f"SELECT {WAIT_COLUMNS} FROM waits "
+    "WHERE wait_id = (SELECT wait_id FROM intents WHERE intent_id = ?)"
+)
+"""An intent's open wait (the intent's id the one parameter)."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """The wait to resolve, and what was read on the way to it (for the resolution)."""
+
+    wait_id: str
+    row: IntentRow | None = None
+    wrow: tuple[Any, ...] | None = None
+
+
+def wait_of_intent(tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None) -> Target:
     """The wait to resolve: the given one, which must belong to the intent, or its open one
-    (then with the intent's row, read on the way, for the resolution to reuse)."""
+    (then with the intent's row and the wait's, read on the way in one round trip: the wait
+    once the intent is locked)."""
     if wait_id is None:
-        row = load_intent(tx, intent_id, ctx.actor)
+        row, wrows = load_intent_and(tx, intent_id, ctx.actor, _OPEN_WAIT, (intent_id,))
         if row.wait_id is None:
             if row.status.terminal:
                 from .lifecycle import check_transition
@@ -367,10 +403,12 @@ def wait_of_intent(
             raise WaitResolved(
                 f"intent {intent_id} has no open wait", details={"intent_id": intent_id}
             )
-        return row.wait_id, row
-    if load_wait_row(tx, wait_id)[1] != intent_id:
+        # (the wait read once the intent was locked: it is the intent's open wait)
+        return Target(row.wait_id, row, wrows[0] if wrows else None)
+    wrow = load_wait_row(tx, wait_id)
+    if wrow[1] != intent_id:
         raise NotFound(f"intent {intent_id} has no wait {wait_id}", details={"wait_id": wait_id})
-    return wait_id, None
+    return Target(wait_id, None, wrow)
 
 
 def may_act_on(task: HumanTask, ctx: Ctx) -> bool:
@@ -387,16 +425,16 @@ def may_act_on(task: HumanTask, ctx: Ctx) -> bool:
 def respond(
     tx: Tx,
     ctx: Ctx,
-    wait_id: str,
+    target: Target,
     outcome: str,
     comment: str | None,
     data: dict[str, Any] | None,
-    row: IntentRow | None = None,
 ) -> Intent:
     """A person's answer to a human task: checked against the task, then the intent resumes."""
     from .intents import model_of
 
-    row, wait = _open_wait_of(tx, ctx, wait_id, row)
+    wait_id = target.wait_id
+    row, wait = _open_wait_of(tx, ctx, wait_id, target.row, target.wrow)
     task = wait.human_task
     if task is None:
         raise InvalidRequest(f"wait {wait_id} is a {wait.kind.value} wait, not a human task")
@@ -443,20 +481,19 @@ def respond(
 def resume(
     tx: Tx,
     ctx: Ctx,
-    wait_id: str,
+    target: Target,
     outcome: str,
     result: Any,
     comment: str | None,
     lease_token: str | None,
-    row: IntentRow | None = None,
 ) -> Intent:
     """Resolve a non-human wait by hand (an agent or admin ends a tool, agent or time wait)."""
     from .intents import check_lease, model_of
 
-    row, wait = _open_wait_of(tx, ctx, wait_id, row)
+    row, wait = _open_wait_of(tx, ctx, target.wait_id, target.row, target.wrow)
     if wait.kind is WaitKind.HUMAN:
         data = result if isinstance(result, dict) else None
-        return respond(tx, ctx, wait_id, outcome, comment, data, row)
+        return respond(tx, ctx, Target(wait.wait_id, row, target.wrow), outcome, comment, data)
     if ctx.actor.kind is PrincipalKind.HUMAN:
         raise Forbidden("a person resolves human tasks; this wait belongs to the agent")
     if outcome == TIMEOUT:
@@ -539,10 +576,10 @@ def close_open_wait(tx: Tx, ctx: Ctx, row: IntentRow, reason: str) -> None:
 
 def child_ended(tx: Tx, ctx: Ctx, child: IntentRow) -> None:
     """A child intent reached a terminal status: resolve every wait that waits on it."""
-    for (wait_id,) in tx.all(
-        "SELECT wait_id FROM waits WHERE child_intent_id = ? AND status = 'open'",
-        (child.intent_id,),
-    ):
+    waits = child.waited_on_by
+    if waits is None:
+        waits = [wait_id for (wait_id,) in tx.all(WAITING_ON, (child.intent_id,))]
+    for wait_id in waits:
         _resolve_child_wait(tx, ctx, wait_id, child)
 
 
