@@ -101,8 +101,50 @@ def test_roles(server: Server) -> None:
         headers={"x-api-key": agent},
     )
     assert other.status_code == 403
+    elsewhere = server.key("--role", "agent", "--agent", "agent://acme/other")
+    theirs = create(server.url, elsewhere, to_agent="agent://acme/other").json()["intent_id"]
+    by_id = httpx.post(
+        f"{server.url}/v1/intents/{theirs}/claim", json={}, headers={"x-api-key": agent}
+    )
+    assert by_id.status_code == 403 and by_id.json()["error"]["code"] == "wrong_agent"
+    assert (
+        httpx.get(f"{server.url}/v1/intents/{theirs}", headers={"x-api-key": agent}).json()[
+            "intent"
+        ]["lease"]
+        is None
+    )  # and nothing was claimed
     keys = httpx.post(f"{server.url}/v1/keys", json={"role": "admin"}, headers={"x-api-key": agent})
     assert keys.status_code == 403
+
+
+def test_an_admin_keeps_to_the_keys_and_the_audit_of_its_own_workspace(server: Server) -> None:
+    ours = {"x-api-key": server.admin}  # type: ignore[attr-defined]
+    other_admin = server.key("--role", "admin", "--workspace", "other")
+    other_agent = server.key(
+        "--role", "agent", "--agent", "agent://other/x", "--workspace", "other"
+    )
+    assert create(server.url, other_agent, to_agent="agent://other/x").status_code == 200
+    # no key of another workspace is made...
+    made = httpx.post(
+        f"{server.url}/v1/keys", json={"role": "admin", "workspace": "other"}, headers=ours
+    )
+    assert made.status_code == 403 and made.json()["error"]["code"] == "other_workspace"
+    own = httpx.post(
+        f"{server.url}/v1/keys", json={"role": "admin", "workspace": "default"}, headers=ours
+    )
+    assert own.status_code == 200 and own.json()["api_key"]["workspace"] == "default"
+    # ...or revoked (404, as another workspace's intents are), and it keeps working
+    gone = httpx.delete(f"{server.url}/v1/keys/{other_agent.split('_')[1]}", headers=ours)
+    assert gone.status_code == 404
+    assert create(server.url, other_agent, to_agent="agent://other/x").status_code == 200
+    # the audit of all intents counts the caller's workspace only
+    assert create(server.url, server.key("--role", "agent", "--agent", AGENT)).status_code == 200
+    mine = httpx.get(f"{server.url}/v1/audit/verify", headers=ours).json()["report"]
+    theirs = httpx.get(f"{server.url}/v1/audit/verify", headers={"x-api-key": other_admin}).json()[
+        "report"
+    ]
+    assert (mine["intents_checked"], theirs["intents_checked"]) == (1, 2)
+    assert mine["ok"] and theirs["ok"]
 
 
 def test_another_workspace_sees_nothing(server: Server) -> None:

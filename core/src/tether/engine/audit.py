@@ -120,15 +120,21 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
     return checked, problems
 
 
-def verify_all(tx: Tx, after: str, batch: int) -> tuple[list[str], int, list[str]]:
-    """Verify the next ``batch`` intents after id ``after``; return (ids, events, problems)."""
-    ids = [
-        r[0]
-        for r in tx.all(
-            "SELECT intent_id FROM intents WHERE intent_id > ? ORDER BY intent_id LIMIT ?",
-            (after, batch),
+def verify_all(
+    tx: Tx, after: str, batch: int, workspace: str | None = None
+) -> tuple[list[str], int, list[str]]:
+    """Verify the next ``batch`` intents after id ``after`` (of ``workspace`` if given);
+    return (ids, events, problems)."""
+    if workspace is None:
+        sql = "SELECT intent_id FROM intents WHERE intent_id > ? ORDER BY intent_id LIMIT ?"
+        params: tuple[Any, ...] = (after, batch)
+    else:
+        sql = (
+            "SELECT intent_id FROM intents WHERE workspace = ? AND intent_id > ? "
+            "ORDER BY intent_id LIMIT ?"
         )
-    ]
+        params = (workspace, after, batch)
+    ids = [r[0] for r in tx.all(sql, params)]
     checked, problems = verify(tx, ids)
     return ids, checked, problems
 

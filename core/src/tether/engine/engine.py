@@ -783,8 +783,10 @@ class Engine:
     def list_keys(self, *, workspace: str | None = None) -> list[ApiKey]:
         return self.store.read(lambda tx: keys.list_keys(tx, workspace))
 
-    def revoke_key(self, key_id: str) -> None:
-        self._write(lambda tx, ctx: keys.revoke(tx, ctx, key_id), None)
+    def revoke_key(self, key_id: str, *, workspace: str | None = None) -> None:
+        """Revoke a live key (with ``workspace``: only one of that workspace's, else
+        :class:`NotFound`)."""
+        self._write(lambda tx, ctx: keys.revoke(tx, ctx, key_id, workspace), None)
 
     def has_keys(self) -> bool:
         return self.store.read(keys.any_live)
@@ -978,15 +980,18 @@ class Engine:
 
     # -- audit -------------------------------------------------------------------------------
 
-    def verify_audit(self, intent_id: str | None = None, *, batch: int = 500) -> ChainReport:
-        """Recompute hash chains (one intent, or every intent in batches)."""
+    def verify_audit(
+        self, intent_id: str | None = None, *, workspace: str | None = None, batch: int = 500
+    ) -> ChainReport:
+        """Recompute hash chains (one intent, or every intent in batches: of ``workspace``
+        if given, else of all)."""
         if intent_id is not None:
             checked, problems = self.store.read(lambda tx: audit.verify(tx, [intent_id]))
             return audit.report(1, checked, problems)
         after, intents_n, events_n, problems = "", 0, 0, []
         while True:
             ids, checked, found = self.store.read(
-                lambda tx, a=after: audit.verify_all(tx, a, batch)  # type: ignore[misc]
+                lambda tx, a=after: audit.verify_all(tx, a, batch, workspace)  # type: ignore[misc]
             )
             intents_n += len(ids)
             events_n += checked

@@ -105,15 +105,14 @@ def list_keys(tx: Tx, workspace: str | None) -> list[ApiKey]:
     return [_model(r) for r in rows]
 
 
-def revoke(tx: Tx, ctx: Ctx, key_id: str) -> None:
-    if (
-        tx.execute(
-            "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
-            (ctx.now_text, key_id),
-        )
-        != 1
-    ):
-        raise NotFound(f"no live key {key_id}")
+def revoke(tx: Tx, ctx: Ctx, key_id: str, workspace: str | None = None) -> None:
+    """Revoke a live key (with ``workspace``: only one of that workspace's)."""
+    sql = "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL"
+    params: tuple[str, ...] = (ctx.now_text, key_id)
+    if workspace is not None:
+        sql, params = f"{sql} AND workspace = ?", (*params, workspace)
+    if tx.execute(sql, params) != 1:
+        raise NotFound(f"no live key {key_id}", details={"key_id": key_id})
     tx.touch(KEY_CHANGES)
 
 

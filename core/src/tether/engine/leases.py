@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from ..clock import from_text, to_text
-from ..errors import Conflict, IllegalTransition, InvalidRequest, LeaseLost
+from ..errors import Conflict, Forbidden, IllegalTransition, InvalidRequest, LeaseLost
 from ..ids import new_token
-from ..model import Claim, FeedItem, Lease, Status, WaitStatus
+from ..model import Claim, FeedItem, Lease, PrincipalKind, Status, WaitStatus
 from ..store import Tx, work_for
 from ..store.schema import CLAIMABLE
 from . import mesh
@@ -111,9 +111,16 @@ def claim(
 
 
 def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -> Claim:
-    """Claim one intent by id; a conflict if it is not runnable or another lease is live."""
+    """Claim one intent by id; a conflict if it is not runnable or another lease is live.
+    An agent claims only intents addressed to it (as :func:`claim` claims only its own)."""
     _check_ttl(seconds)
     row = load_intent(tx, intent_id, ctx.actor)
+    if ctx.actor.kind is PrincipalKind.AGENT and row.to_agent != ctx.actor.name:
+        raise Forbidden(
+            f"intent {intent_id} is addressed to {row.to_agent}; an agent claims only its own",
+            code="wrong_agent",
+            details={"to_agent": row.to_agent},
+        )
     if (stop := mesh.check_claim(tx, ctx, row.to_agent)) is not None:
         raise stop
     if row.status not in RUNNABLE:

@@ -10,6 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .. import __version__
 from ..engine import Engine
+from ..errors import Forbidden
 from ..model import Principal
 from . import bodies as b
 from .auth import ADMINS, ANYONE, require
@@ -45,10 +46,18 @@ def capabilities(who: Anyone) -> JSONModel:
 
 @router.post("/v1/keys", response_model=b.KeyCreated, summary="Create an API key (admin)")
 def create_key(body: b.CreateKey, who: Admin, e: EngineDep) -> JSONModel:
-    """The key is in this response only; tether stores a hash of it."""
+    """The key is in this response only; tether stores a hash of it. An admin key makes
+    keys of its own workspace (an operator makes another workspace's with `tether keys
+    create --workspace`)."""
+    if body.workspace is not None and body.workspace != who.workspace:
+        raise Forbidden(
+            f"an admin key of workspace {who.workspace!r} makes keys of that workspace only",
+            code="other_workspace",
+            details={"workspace": body.workspace},
+        )
     made = e.create_key(
         body.role, agent=body.agent, subject=body.subject, groups=body.groups,
-        workspace=body.workspace or who.workspace,
+        workspace=who.workspace,
     )  # fmt: skip
     return JSONModel(b.KeyCreated(key=made.secret, key_id=made.key.key_id, api_key=made.key))
 
@@ -60,7 +69,7 @@ def list_keys(who: Admin, e: EngineDep) -> JSONModel:
 
 @router.delete("/v1/keys/{key_id}", response_model=b.Ok, summary="Revoke an API key (admin)")
 def revoke_key(key_id: str, who: Admin, e: EngineDep) -> JSONModel:
-    e.revoke_key(key_id)
+    e.revoke_key(key_id, workspace=who.workspace)  # (another workspace's: 404)
     return JSONModel(b.Ok())
 
 
@@ -68,4 +77,4 @@ def revoke_key(key_id: str, who: Admin, e: EngineDep) -> JSONModel:
 def verify(who: Admin, e: EngineDep, intent_id: Annotated[str | None, Query()] = None) -> JSONModel:
     if intent_id is not None:
         e.get_intent(intent_id, actor=who)  # visibility
-    return JSONModel(b.Report(report=e.verify_audit(intent_id)))
+    return JSONModel(b.Report(report=e.verify_audit(intent_id, workspace=who.workspace)))
