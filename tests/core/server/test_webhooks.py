@@ -7,8 +7,10 @@ import hashlib
 import hmac
 import os
 import signal
+import sqlite3
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -195,6 +197,66 @@ def test_private_targets_are_refused(tmp_path: Path, target: str) -> None:
         assert refused.status_code == 422 and refused.json()["error"]["code"] == "private_target"
         allowed = local.engine.subscribe(target, ["*"], allow_private=True)  # when configured
         assert allowed.callback_url == target
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"callback_url": "http://[::1"},
+        {"callback_url": "http://127.0.0.1:99999/hook"},
+        {"callback_url": "http://127.0.0.1:abc/hook"},
+        {"callback_url": "http://127.0.0.1/\u0000"},
+        {"callback_url": "ftp://127.0.0.1/hook"},
+        {"callback_url": "http://127.0.0.1/hook", "secret": "whsec_" + "A" * 21},  # not base64
+    ],
+)
+def test_a_target_or_secret_deliveries_could_not_use_is_refused(
+    tmp_path: Path, body: dict[str, str]
+) -> None:
+    with (
+        tether.connect(f"sqlite:///{tmp_path / 'w.db'}") as local,
+        running_server(local.engine) as server,
+    ):
+        refused = httpx.post(
+            f"{server}/v1/webhooks/subscriptions", json={"event_types": ["*"], **body}
+        )
+        assert refused.status_code == 422, refused.text
+        assert local.engine.list_subscriptions() == []
+
+
+def test_a_subscription_that_cannot_be_sent_fails_alone(tmp_path: Path, receiver: Receiver) -> None:
+    """A subscription stored before its target and secret were checked as now (by an older
+    version) fails its own deliveries; the dispatcher goes on sending everyone else's."""
+    url = receiver.start()
+    with tether.connect(f"sqlite:///{tmp_path / 'w.db'}") as local:
+        settings = Settings(webhook_backoff_seconds=0.02, webhook_max_attempts=2)
+        bad_url = local.engine.subscribe("http://127.0.0.1:9/a", ["intent.completed"])
+        bad_secret = local.engine.subscribe("http://127.0.0.1:9/b", ["intent.completed"])
+        good = local.engine.subscribe(url, ["intent.completed"])
+        with closing(sqlite3.connect(tmp_path / "w.db")) as conn, conn:  # as an older
+            conn.execute(  # version let them in
+                "UPDATE webhook_subscriptions SET callback_url = ? WHERE subscription_id = ?",
+                ("http://127.0.0.1/\u0000", bad_url.subscription_id),
+            )
+            conn.execute(
+                "UPDATE webhook_subscriptions SET secret = ? WHERE subscription_id = ?",
+                ("whsec_" + "A" * 21, bad_secret.subscription_id),
+            )
+        with running_server(local.engine, settings):
+            for _ in range(3):
+                _lifecycle(local)
+            _until(lambda: len(receiver.received) == 3)
+            for bad in (bad_url, bad_secret):
+                _until(
+                    lambda b=bad: (
+                        {d.status.value for d in local.engine.list_deliveries(b.subscription_id)}
+                        == {"dead"}
+                    )
+                )
+                errors = {d.last_error for d in local.engine.list_deliveries(bad.subscription_id)}
+                assert all(errors), errors
+        delivered = local.engine.list_deliveries(good.subscription_id)
+        assert {d.status.value for d in delivered} == {"delivered"}
 
 
 @pytest.mark.slow

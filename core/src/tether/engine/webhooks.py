@@ -16,7 +16,9 @@ import secrets
 import socket
 from datetime import timedelta
 from typing import Any
-from urllib.parse import urlparse
+
+import httpx
+from standardwebhooks.webhooks import Webhook
 
 from ..clock import from_text, to_text
 from ..errors import InvalidRequest, NotFound
@@ -37,17 +39,24 @@ SEND_LEASE_SECONDS = 15.0
 
 
 def check_target(url: str, *, allow_private: bool) -> None:
-    """Refuse targets in private, link-local or reserved ranges unless allowed (loopback is
-    allowed, for development). Every address the host resolves to is checked."""
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+    """Refuse what the sender could not post to (parsed as the sender parses it), and targets
+    in private, link-local or reserved ranges unless allowed (loopback is allowed, for
+    development). Every address the host resolves to is checked."""
+    try:
+        parsed = httpx.URL(url)
+        port = parsed.port
+    except (httpx.InvalidURL, ValueError) as exc:
+        raise InvalidRequest(f"not a valid webhook target URL: {exc}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
         raise InvalidRequest("a webhook target is an http:// or https:// URL with a host")
+    if port is not None and not 0 < port < 65536:
+        raise InvalidRequest(f"not a valid webhook target URL: port {port} is out of range")
     if allow_private:
         return
     try:
-        infos = socket.getaddrinfo(parsed.hostname, parsed.port or 443, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise InvalidRequest(f"cannot resolve {parsed.hostname}: {exc}") from None
+        infos = socket.getaddrinfo(parsed.host, port or 443, proto=socket.IPPROTO_TCP)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise InvalidRequest(f"cannot resolve {parsed.host}: {exc}") from None
     for info in infos:
         address = ipaddress.ip_address(info[4][0])
         if address.is_loopback:
@@ -59,10 +68,20 @@ def check_target(url: str, *, allow_private: bool) -> None:
             or address.is_multicast
         ):
             raise InvalidRequest(
-                f"{parsed.hostname} resolves to {address}, a private or link-local address; "
+                f"{parsed.host} resolves to {address}, a private or link-local address; "
                 "allow private targets in the configuration to use it",
                 code="private_target",
             )
+
+
+def _signs(secret: str) -> bool:
+    """Whether Standard Webhooks can sign with ``secret`` (its part after ``whsec_`` must be
+    base64): a subscription whose deliveries could never be signed is refused up front."""
+    try:
+        Webhook(secret)
+    except Exception:  # (the library raises its own bare error for bad base64)
+        return False
+    return True
 
 
 def _subscription(row: tuple[Any, ...], with_secret: bool = False) -> Subscription:
@@ -92,7 +111,7 @@ def subscribe(
             raise InvalidRequest(f"unknown event type {kind!r}: use intent.* types or '*'")
     if secret is None:
         secret = "whsec_" + base64.b64encode(secrets.token_bytes(24)).decode()
-    elif not secret.startswith("whsec_") or len(secret) < 16:
+    elif not secret.startswith("whsec_") or len(secret) < 16 or not _signs(secret):
         raise InvalidRequest("a secret looks like whsec_<base64>, at least 16 characters")
     sub_id = new_id()
     tx.memo.pop(("webhook_subscriptions", ctx.actor.workspace), None)

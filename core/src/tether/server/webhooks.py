@@ -176,7 +176,13 @@ async def dispatch(
                 logger.exception("taking due webhook deliveries failed; retrying")
                 due = []
             if due:
-                await asyncio.gather(*(_send(engine, settings, http, *item) for item in due))
+                sent = await asyncio.gather(
+                    *(_send(engine, settings, http, *item) for item in due),
+                    return_exceptions=True,
+                )
+                for failed in sent:
+                    if isinstance(failed, Exception):
+                        logger.error("sending a webhook delivery failed", exc_info=failed)
                 continue
             if feed.draining:  # shutting down: its waits end at once, so keep the idle pace
                 await asyncio.sleep(idle)
@@ -200,17 +206,18 @@ async def _send(
 ) -> None:
     import json
 
-    body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
-    headers = signed_headers(delivery, secret, body, datetime.now(UTC))
     status: int | None = None
     error: str | None = None
     try:
+        body = json.dumps(delivery.payload, separators=(",", ":"), ensure_ascii=False)
+        headers = signed_headers(delivery, secret, body, datetime.now(UTC))
         response = await http.post(url, content=body.encode(), headers=headers)
         status = response.status_code
         ok = 200 <= status < 300
         if not ok:
             error = f"HTTP {status}"
-    except httpx.HTTPError as exc:
+    except Exception as exc:  # (a subscription stored before its target or secret was
+        # checked as now fails its own deliveries, never the dispatcher's other work)
         ok, error = False, f"{type(exc).__name__}: {exc}"
     try:
         await run_in_threadpool(
