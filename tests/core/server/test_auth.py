@@ -117,6 +117,30 @@ def test_roles(server: Server) -> None:
     assert keys.status_code == 403
 
 
+def test_a_tool_waits_callback_token_is_shown_to_agents_never_to_approvers(
+    server: Server,
+) -> None:
+    agent = {"x-api-key": server.key("--role", "agent", "--agent", AGENT)}
+    alice = {"x-api-key": server.key("--role", "approver", "--subject", "alice")}
+    intent_id = create(server.url, agent["x-api-key"]).json()["intent_id"]
+    base = f"{server.url}/v1/intents/{intent_id}"
+    lease = httpx.post(f"{base}/start", json={}, headers=agent).json()["lease"]["token"]
+    opened = httpx.post(
+        f"{base}/waits",
+        json={"kind": "tool", "tool_name": "refund"},
+        headers={**agent, "X-Lease-Token": lease},
+    ).json()["wait"]
+    token = opened["callback_token"]
+    assert (
+        token and httpx.get(base, headers=agent).json()["intent"]["wait"]["callback_token"] == token
+    )
+    seen = httpx.get(base, headers=alice).json()["intent"]["wait"]
+    listed = httpx.get(f"{base}/waits", headers=alice).json()["waits"]
+    assert seen["wait_id"] == opened["wait_id"] and seen["callback_token"] is None
+    assert [w["callback_token"] for w in listed] == [None]
+    assert token not in httpx.get(f"{base}/events", headers=alice).text
+
+
 def test_an_admin_keeps_to_the_keys_and_the_audit_of_its_own_workspace(server: Server) -> None:
     ours = {"x-api-key": server.admin}  # type: ignore[attr-defined]
     other_admin = server.key("--role", "admin", "--workspace", "other")

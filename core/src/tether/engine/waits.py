@@ -82,8 +82,11 @@ def wait_id_of_token(secret: str, token: str) -> str:
 
 
 def _model(ctx: Ctx, row: tuple[Any, ...]) -> Wait:
-    token = callback_token(ctx.secret, row[0]) if row[3] == WaitKind.TOOL.value else None
-    return wait_from_row(row, token)
+    """The wait as ``ctx.actor`` sees it: a tool wait's callback token (the tool's one
+    credential) is shown to agents and admins, never to a person (an approver could
+    otherwise complete the tool with a result of their own)."""
+    shown = row[3] == WaitKind.TOOL.value and ctx.actor.kind is not PrincipalKind.HUMAN
+    return wait_from_row(row, callback_token(ctx.secret, row[0]) if shown else None)
 
 
 def open_wait_model(tx: Tx, ctx: Ctx, intent: IntentRow) -> Wait | None:
