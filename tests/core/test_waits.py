@@ -465,3 +465,31 @@ def test_a_child_ended_while_its_parent_opens_a_wait_on_it_resolves_that_wait() 
         wait = client.get_wait(opened.wait_id)
         assert wait.status is WaitStatus.RESOLVED and wait.outcome == "completed"
         assert client.get_intent(parent.intent_id).status is Status.IN_PROGRESS
+
+
+def test_a_child_ends_while_its_parent_is_canceled_and_keeps_its_result() -> None:
+    """PostgreSQL: a child completes while its parent's cancel holds the parent's lock (and
+    closes the parent's wait on the child). The child's end reads that wait again once it
+    holds the parent's lock, finds it closed, and completes with its result."""
+    from tether.engine.intents import resolve
+
+    from ..pg import fresh_schema, second_writer_at_the_lock
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        parent = new_intent(client)
+        parent_lease = client.start(parent.intent_id)
+        child, wait = client.wait_for_agent(
+            parent.intent_id, "check.fraud.v1", "agent://test/fraud", {}, lease=parent_lease
+        )
+        child_lease = client.start(child.intent_id)
+        _, ended = second_writer_at_the_lock(
+            client,
+            parent.intent_id,
+            lambda tx, ctx, row: resolve(tx, ctx, parent.intent_id, Status.CANCELED, reason="x"),
+            lambda: client.complete(child.intent_id, {"refunded": 5}, lease=child_lease),
+        )
+        assert [i.status for i in ended] == [Status.COMPLETED]
+        done = client.get_intent(child.intent_id)
+        assert done.status is Status.COMPLETED and done.result == {"refunded": 5}
+        assert client.get_intent(parent.intent_id).status is Status.CANCELED
+        assert client.get_wait(wait.wait_id).status is WaitStatus.CANCELED

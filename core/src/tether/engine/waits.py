@@ -587,8 +587,17 @@ def child_ended(tx: Tx, ctx: Ctx, child: IntentRow) -> None:
 
 
 def _resolve_child_wait(tx: Tx, ctx: Ctx, wait_id: str, child: IntentRow) -> None:
-    wrow = load_wait_row(tx, wait_id)
-    parent = load_intent(tx, wrow[1], ctx.actor.model_copy(update={"kind": PrincipalKind.SYSTEM}))
+    """Resolve the parent's wait on ``child``, unless the parent closed it meanwhile (it was
+    canceled, or the wait timed out, while this write waited for the parent's lock): the
+    wait is read again once the parent is locked, and the child's end goes on either way."""
+    parent_id = load_wait_row(tx, wait_id)[1]  # (a wait's intent never changes)
+    system = ctx.actor.model_copy(update={"kind": PrincipalKind.SYSTEM})
+    parent, found = load_intent_and(
+        tx, parent_id, system, f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?", (wait_id,)
+    )
+    wrow = found[0]
+    if wrow[4] != WaitStatus.OPEN.value:
+        return
     result = {
         "intent_id": child.intent_id,
         "status": child.status.value,
