@@ -51,7 +51,28 @@ def client(request: pytest.FixtureRequest, db_url: str, clock: FrozenClock) -> I
     with tether.connect(db_url, clock=clock) as local, running_server(local.engine) as url:
         admin = local.engine.create_key(tether.KeyRole.ADMIN, subject="admin")
         with tether.connect(url, api_key=admin.secret, clock=clock) as c:
-            yield c
+            _OPERATORS[id(c)] = local
+            try:
+                yield c
+            finally:
+                del _OPERATORS[id(c)]
+
+
+_OPERATORS: dict[int, Client] = {}
+"""An HTTP client's in-process client on its server's store: the operator, who makes keys of
+any workspace (an admin key makes keys of its own workspace only)."""
+
+
+def outsider(client: Client, workspace: str = "other") -> Client:
+    """An admin of another workspace on the same store (a view of ``client`` in process; over
+    HTTP, a client of its own, with a key the operator made). Close it after use."""
+    actor = Principal.admin(workspace=workspace)
+    operator = _OPERATORS.get(id(client))
+    if operator is None:
+        return client.as_actor(actor)
+    made = operator.engine.create_key(tether.KeyRole.ADMIN, subject="admin", workspace=workspace)
+    assert client.url is not None
+    return tether.connect(client.url, api_key=made.secret, clock=client.clock)
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import tether
 from pydantic import ValidationError
 from tether import HumanTask, Principal, Status, WaitingReason
 
-from .conftest import AGENT, new_intent
+from .conftest import AGENT, new_intent, outsider
 
 
 def test_create_and_read_back(client: tether.Client) -> None:
@@ -32,10 +32,10 @@ def test_unknown_intent_is_not_found(client: tether.Client) -> None:
 
 def test_other_workspace_cannot_see_it(client: tether.Client) -> None:
     intent = new_intent(client)
-    other = client.as_actor(Principal.admin(workspace="other"))
-    with pytest.raises(tether.NotFound):
-        other.get_intent(intent.intent_id)
-    assert other.list_intents().items == []
+    with outsider(client) as other:
+        with pytest.raises(tether.NotFound):
+            other.get_intent(intent.intent_id)
+        assert other.list_intents().items == []
 
 
 def test_idempotent_create(client: tether.Client) -> None:

@@ -11,7 +11,7 @@ import tether
 import tether.client._sync as client_module
 from tether import HumanTask, Status
 
-from .conftest import AGENT, new_intent, person
+from .conftest import AGENT, new_intent, outsider, person
 
 
 def test_a_finished_step_is_never_run_again(client: tether.Client) -> None:
@@ -183,11 +183,11 @@ def test_state_listing_and_deleting_refuse_bad_input(client: tether.Client) -> N
         client.delete_state(unknown, "k")
     with pytest.raises(tether.NotFound):
         client.delete_state_prefix(unknown, "k")
-    outsider = client.as_actor(tether.Principal.admin(workspace="other"))
-    with pytest.raises(tether.NotFound):
-        outsider.list_state(intent.intent_id)
-    with pytest.raises(tether.NotFound):
-        outsider.delete_state_prefix(intent.intent_id, "k")
+    with outsider(client) as other:
+        with pytest.raises(tether.NotFound):
+            other.list_state(intent.intent_id)
+        with pytest.raises(tether.NotFound):
+            other.delete_state_prefix(intent.intent_id, "k")
     assert _keys(client, intent.intent_id) == ["k"]
 
 

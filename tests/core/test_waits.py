@@ -493,3 +493,37 @@ def test_a_child_ends_while_its_parent_is_canceled_and_keeps_its_result() -> Non
         assert done.status is Status.COMPLETED and done.result == {"refunded": 5}
         assert client.get_intent(parent.intent_id).status is Status.CANCELED
         assert client.get_wait(wait.wait_id).status is WaitStatus.CANCELED
+
+
+@pytest.mark.parametrize("by_wait_id", [True, False])
+def test_an_answer_that_waited_for_a_delegation_is_checked_against_the_new_assignee(
+    by_wait_id: bool,
+) -> None:
+    """PostgreSQL: alice answers while a delegation of her task to bob holds the intent's
+    lock. Her answer reads the task once it holds the lock, sees bob's name, and is refused."""
+    from tether.engine.waits import delegate
+
+    from ..pg import fresh_schema, second_writer_at_the_lock
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        intent = waiting_for_human(client, HumanTask(title="Refund?", assignees=["alice"]))
+        wait_id = intent.wait.wait_id if by_wait_id and intent.wait else None
+        assert not by_wait_id or wait_id is not None
+        alice = person(client, "alice")
+
+        def answer() -> object:
+            try:
+                return alice.respond(intent.intent_id, "approved", wait_id=wait_id)
+            except tether.Forbidden as refused:
+                return refused
+
+        _, answered = second_writer_at_the_lock(
+            client,
+            intent.intent_id,
+            lambda tx, ctx, row: delegate(tx, ctx, intent.intent_id, "bob", None),
+            answer,
+        )
+        assert len(answered) == 1 and isinstance(answered[0], tether.Forbidden)
+        task = client.get_intent(intent.intent_id)
+        assert task.status is Status.WAITING and task.human_task is not None
+        assert task.human_task.assignees == ["bob"]

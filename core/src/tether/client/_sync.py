@@ -131,7 +131,8 @@ class Client:
 
     def as_actor(self, actor: Principal) -> Client:
         """A client acting as another principal: in-process, on the same store; over HTTP,
-        with a key minted for it (this client's key must be an admin's)."""
+        with a key minted for it (this client's key must be an admin's, of the principal's
+        workspace: an admin key makes keys of its own workspace only)."""
         if isinstance(self._engine, Engine):
             return Client(self._engine.with_actor(actor), owns_store=False)
         view = self._views.get(actor)

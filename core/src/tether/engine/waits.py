@@ -354,19 +354,28 @@ def _fail_closed(
     end(tx, ctx, row, Status.FAILED, "intent.failed", details=details, error=error)
 
 
+WAIT_BY_ID = f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?"
+
+
 def _open_wait_of(
     tx: Tx,
     ctx: Ctx,
     wait_id: str,
     row: IntentRow | None = None,
     wrow: tuple[Any, ...] | None = None,
+    intent_id: str | None = None,
 ) -> tuple[IntentRow, Wait]:
-    """The open wait and its intent (``row``, and the wait's row ``wrow``, if the caller has
-    just read them)."""
-    if wrow is None:
-        wrow = load_wait_row(tx, wait_id)
-    if row is None or row.intent_id != wrow[1]:
-        row = load_intent(tx, wrow[1], ctx.actor)
+    """The open wait and its intent. The wait is read once its intent is locked, so its
+    status and its assignees are current (a delegation or a resolution that committed while
+    this write waited for the lock is seen). ``row`` and ``wrow``: the intent and the wait,
+    if the caller has read them so; ``intent_id``: the wait's intent, if the caller knows."""
+    if row is None or wrow is None or wrow[1] != row.intent_id:
+        if intent_id is None:
+            intent_id = load_wait_row(tx, wait_id)[1]  # (a wait's intent never changes)
+        row, found = load_intent_and(tx, intent_id, ctx.actor, WAIT_BY_ID, (wait_id,))
+        if not found:
+            raise NotFound(f"no wait {wait_id}", details={"wait_id": wait_id})
+        wrow = found[0]
     wait = _model(ctx, wrow)
     if not wait.is_open:
         raise WaitResolved(
@@ -385,11 +394,13 @@ _OPEN_WAIT = (
 
 @dataclass(frozen=True)
 class Target:
-    """The wait to resolve, and what was read on the way to it (for the resolution)."""
+    """The wait to resolve, and what was read on the way to it (for the resolution): its
+    intent's row and its own, read once the intent was locked, or its intent's id."""
 
     wait_id: str
     row: IntentRow | None = None
     wrow: tuple[Any, ...] | None = None
+    intent_id: str | None = None
 
 
 def wait_of_intent(tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None) -> Target:
@@ -408,10 +419,9 @@ def wait_of_intent(tx: Tx, ctx: Ctx, intent_id: str, wait_id: str | None) -> Tar
             )
         # (the wait read once the intent was locked: it is the intent's open wait)
         return Target(row.wait_id, row, wrows[0] if wrows else None)
-    wrow = load_wait_row(tx, wait_id)
-    if wrow[1] != intent_id:
+    if load_wait_row(tx, wait_id)[1] != intent_id:  # (read again once the intent is locked)
         raise NotFound(f"intent {intent_id} has no wait {wait_id}", details={"wait_id": wait_id})
-    return Target(wait_id, None, wrow)
+    return Target(wait_id, intent_id=intent_id)
 
 
 def may_act_on(task: HumanTask, ctx: Ctx) -> bool:
@@ -434,10 +444,23 @@ def respond(
     data: dict[str, Any] | None,
 ) -> Intent:
     """A person's answer to a human task: checked against the task, then the intent resumes."""
+    row, wait = _open_wait_of(tx, ctx, target.wait_id, target.row, target.wrow, target.intent_id)
+    return _answer(tx, ctx, row, wait, outcome, comment, data)
+
+
+def _answer(
+    tx: Tx,
+    ctx: Ctx,
+    row: IntentRow,
+    wait: Wait,
+    outcome: str,
+    comment: str | None,
+    data: dict[str, Any] | None,
+) -> Intent:
+    """:func:`respond` to the open ``wait`` of ``row``, both read under the intent's lock."""
     from .intents import model_of
 
-    wait_id = target.wait_id
-    row, wait = _open_wait_of(tx, ctx, wait_id, target.row, target.wrow)
+    wait_id = wait.wait_id
     task = wait.human_task
     if task is None:
         raise InvalidRequest(f"wait {wait_id} is a {wait.kind.value} wait, not a human task")
@@ -493,10 +516,10 @@ def resume(
     """Resolve a non-human wait by hand (an agent or admin ends a tool, agent or time wait)."""
     from .intents import check_lease, model_of
 
-    row, wait = _open_wait_of(tx, ctx, target.wait_id, target.row, target.wrow)
+    row, wait = _open_wait_of(tx, ctx, target.wait_id, target.row, target.wrow, target.intent_id)
     if wait.kind is WaitKind.HUMAN:
         data = result if isinstance(result, dict) else None
-        return respond(tx, ctx, Target(wait.wait_id, row, target.wrow), outcome, comment, data)
+        return _answer(tx, ctx, row, wait, outcome, comment, data)
     if ctx.actor.kind is PrincipalKind.HUMAN:
         raise Forbidden("a person resolves human tasks; this wait belongs to the agent")
     if outcome == TIMEOUT:
@@ -592,9 +615,7 @@ def _resolve_child_wait(tx: Tx, ctx: Ctx, wait_id: str, child: IntentRow) -> Non
     wait is read again once the parent is locked, and the child's end goes on either way."""
     parent_id = load_wait_row(tx, wait_id)[1]  # (a wait's intent never changes)
     system = ctx.actor.model_copy(update={"kind": PrincipalKind.SYSTEM})
-    parent, found = load_intent_and(
-        tx, parent_id, system, f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?", (wait_id,)
-    )
+    parent, found = load_intent_and(tx, parent_id, system, WAIT_BY_ID, (wait_id,))
     wrow = found[0]
     if wrow[4] != WaitStatus.OPEN.value:
         return
@@ -675,10 +696,10 @@ def delegate(tx: Tx, ctx: Ctx, intent_id: str, delegate_to: str, note: str | Non
     """Hand the open human task to another person: they become its only assignee."""
     from .intents import read
 
-    row = load_intent(tx, intent_id, ctx.actor)
+    row, found = load_intent_and(tx, intent_id, ctx.actor, _OPEN_WAIT, (intent_id,))
     if row.wait_id is None:
         raise WaitResolved(f"intent {intent_id} has no open task", details={"intent_id": intent_id})
-    _, wait = _open_wait_of(tx, ctx, row.wait_id)
+    _, wait = _open_wait_of(tx, ctx, row.wait_id, row, found[0] if found else None)
     task = wait.human_task
     if task is None:
         raise InvalidRequest("only a human task can be delegated")
