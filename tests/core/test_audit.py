@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 import tether
 
 from .conftest import new_intent
@@ -99,3 +100,36 @@ def test_a_hand_edited_status_is_detected(db_url: str, tmp_path: Path) -> None:
     assert report.problems == [
         f"{intent_id}: the intent says CANCELED but its trail ends in COMPLETED"
     ]
+
+
+def test_values_with_keys_json_turns_into_text_keep_the_chain_verifiable(
+    client: tether.Client,
+) -> None:
+    """A result whose object keys are not text (2 sorts before 10 as a number, after it as
+    text) is hashed as it reads back, so the trail still verifies; the first run of a step
+    sees the value a replay will read."""
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    step = client.record_step(intent.intent_id, "k", {2: "a", 10: "b", "x": (1, 2)}, lease=lease)
+    assert step.result == {"2": "a", "10": "b", "x": [1, 2]}
+    assert client.list_steps(intent.intent_id)[0].result == step.result
+    client.wait_for_tool(intent.intent_id, "refund", lease=lease)
+    client.resume(intent.intent_id, "done", result={2: "a", 10: "b", 1: {3: True, "y": 0}})
+    resumed = client.list_events(intent.intent_id)[-1]
+    assert resumed.details["result"] == {"1": {"3": True, "y": 0}, "2": "a", "10": "b"}
+    report = client.verify_audit(intent.intent_id)
+    assert report.ok, report.problems
+
+
+def test_text_a_store_cannot_hold_is_refused_and_nothing_is_stored(client: tether.Client) -> None:
+    """A lone surrogate is valid in JSON's escapes and in Python, not in UTF-8: 422."""
+    with pytest.raises(tether.InvalidRequest) as refused:
+        new_intent(client, metadata={"note": "\ud800"})
+    assert refused.value.code == "invalid_text"
+    intent = new_intent(client)
+    lease = client.start(intent.intent_id)
+    with pytest.raises(tether.InvalidRequest):
+        client.record_step(intent.intent_id, "bad \udfff key", {"ok": True}, lease=lease)
+    assert [i.intent_id for i in client.list_intents().items] == [intent.intent_id]
+    assert client.list_steps(intent.intent_id) == []
+    assert client.verify_audit(intent.intent_id).ok

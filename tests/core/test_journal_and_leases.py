@@ -367,3 +367,23 @@ def test_recording_a_step_outlasts_a_store_outage_but_not_a_corrupt_store(
         with pytest.raises(tether.StoreClosed):
             client.record_step(intent.intent_id, "d", 4)
         assert time.monotonic() - started < 5  # not retried for retry_for (30 s)
+
+
+def test_a_value_postgresql_cannot_hold_is_the_requests_error_not_an_outage() -> None:
+    """PostgreSQL refuses a NUL in text. That is the request's fault: record_step answers
+    InvalidRequest at once, where a StoreError would be retried as an outage for the whole
+    lease (and a Worker would run the step's side effect again on every claim)."""
+    import time
+
+    from ..pg import fresh_schema
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        intent = new_intent(client)
+        lease = client.start(intent.intent_id)
+        started = time.monotonic()
+        with pytest.raises(tether.InvalidRequest) as refused:
+            client.record_step(intent.intent_id, "a\x00b", {"ok": True}, lease=lease, retry_for=30)
+        assert refused.value.code == "invalid_value"
+        assert time.monotonic() - started < 10  # not retried for the 30 s it was allowed
+        assert client.list_steps(intent.intent_id) == []
+        client.record_step(intent.intent_id, "ab", {"ok": True}, lease=lease)  # and it goes on

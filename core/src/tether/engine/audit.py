@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from ..errors import InvalidRequest
 from ..model import ChainReport
 from ..store import Tx
 
@@ -29,7 +30,10 @@ def _null_or(text: str | None) -> str:
 
 def canonical_json(value: Any) -> str:
     """One byte-exact JSON text per value: sorted keys, no spaces, UTF-8."""
-    return _encode(value)
+    try:
+        return _encode(value)
+    except (TypeError, ValueError) as exc:  # (keys of mixed types cannot be sorted)
+        raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
 
 
 def event_hash(

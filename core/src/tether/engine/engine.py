@@ -125,10 +125,16 @@ class Engine:
         return Ctx(now=self.clock.now(), actor=actor or self.actor, secret=self._secret)
 
     def _write(self, fn: Callable[[Tx, Ctx], T], actor: Principal | None) -> T:
-        return self.store.write(lambda tx: fn(tx, self._ctx(actor)))
+        try:
+            return self.store.write(lambda tx: fn(tx, self._ctx(actor)))
+        except UnicodeEncodeError as exc:  # (raised where a store binds the text)
+            raise _not_unicode(exc) from exc
 
     def _read(self, fn: Callable[[Tx, Ctx], T], actor: Principal | None) -> T:
-        return self.store.read(lambda tx: fn(tx, self._ctx(actor)))
+        try:
+            return self.store.read(lambda tx: fn(tx, self._ctx(actor)))
+        except UnicodeEncodeError as exc:
+            raise _not_unicode(exc) from exc
 
     # -- intents -----------------------------------------------------------------------------
 
@@ -999,3 +1005,12 @@ class Engine:
             if len(ids) < batch:
                 return audit.report(intents_n, events_n, problems)
             after = ids[-1]
+
+
+def _not_unicode(exc: UnicodeEncodeError) -> InvalidRequest:
+    """Text a store cannot hold: a lone surrogate (valid in JSON's escapes and in Python
+    strings, not in UTF-8). Nothing of the request was stored."""
+    return InvalidRequest(
+        f"text must be valid Unicode: {exc.reason} at position {exc.start}",
+        code="invalid_text",
+    )

@@ -88,13 +88,17 @@ def record_step(
         found = _find_step(tx, intent_id, key)
         assert found is not None
         return found, None
+    stored = dumps(result)
     tx.execute_later(
         "INSERT INTO steps (intent_id, step_key, result, recorded_at, schema_version) "
         "VALUES (?, ?, ?, ?, 1)",
-        (intent_id, key, dumps(result), ctx.now_text),
+        (intent_id, key, stored, ctx.now_text),
     )
     append_event(tx, ctx, row, "intent.step_recorded", details={"key": key})
-    step = Step(intent_id=intent_id, key=key, result=result, recorded_at=ctx.now)
+    # the result as a replay reads it back (JSON's: object keys are strings), so a handler
+    # sees the same value on its first run as after a resume
+    step = Step(intent_id=intent_id, key=key, result=loads(stored, "step result"),
+                recorded_at=ctx.now)  # fmt: skip
     if usage is None:
         return step, None
     from .mesh import report_usage

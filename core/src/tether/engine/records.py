@@ -50,6 +50,12 @@ def dumps(value: Any) -> str:
         raise InvalidRequest(f"value is not JSON-serializable: {exc}") from exc
 
 
+def as_stored(value: Any) -> Any:
+    """``value`` as it reads back from the store: JSON's (object keys are strings, tuples
+    lists). What is hashed into an audit event must be this, or a re-read cannot verify."""
+    return json.loads(dumps(value))
+
+
 def loads(text: str | None, what: str) -> Any:
     if text is None:
         return None

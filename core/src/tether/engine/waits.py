@@ -46,6 +46,7 @@ from .records import (
     WAIT_COLUMNS,
     WAITING_ON,
     IntentRow,
+    as_stored,
     dumps,
     load_intent,
     load_intent_and,
@@ -331,7 +332,7 @@ def _resume(
     if comment:
         details["comment"] = comment
     if result is not None:
-        details["result"] = result
+        details["result"] = as_stored(result)
     append_event(
         tx,
         ctx,

@@ -26,7 +26,7 @@ from psycopg import errors as pg_errors
 from psycopg.pq import TransactionStatus
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from ..errors import StoreClosed, StoreError
+from ..errors import InvalidRequest, StoreClosed, StoreError
 from .base import Row, Store, Tx, TxState
 from .migrations import apply_migrations_pg
 from .schema import MIGRATIONS, Migration
@@ -268,6 +268,11 @@ class PostgresStore(Store):
                 time.sleep(0.002 * attempt)
             except (psycopg.OperationalError, PoolTimeout) as exc:
                 raise StoreError(f"PostgreSQL is unavailable: {exc}") from exc
+            except psycopg.DataError as exc:  # a value PostgreSQL cannot hold (a NUL in
+                # text, a number out of range): the request's fault, not an outage to retry
+                raise InvalidRequest(
+                    f"the store cannot hold a value of this request: {exc}", code="invalid_value"
+                ) from exc
             except psycopg.Error as exc:
                 raise StoreError(f"store error: {exc}") from exc
         if writing:
