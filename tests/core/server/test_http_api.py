@@ -51,6 +51,39 @@ def test_bad_input_gets_one_error_shape(api: tuple[str, tether.Client]) -> None:
     assert local.list_intents().items == []  # nothing was stored
 
 
+def test_timestamps_and_stream_positions_out_of_range_are_422_not_500(
+    api: tuple[str, tether.Client],
+) -> None:
+    url, local = api
+    edge = ["9999-12-31T23:59:59-23:00", "0001-01-01T00:00:00+14:00"]  # beyond UTC's range
+    for at in edge:
+        made = httpx.post(f"{url}/v1/intents", json=body(deadline_at=at))
+        assert made.status_code == 422, (at, made.text)
+    intent_id = httpx.post(f"{url}/v1/intents", json=body()).json()["intent_id"]
+    lease = local.start(intent_id)
+    base = f"{url}/v1/intents/{intent_id}"
+    token = {"X-Lease-Token": lease.token}
+    child = {"intent_type": "refund.request.v1", "to_agent": AGENT, "payload": {}}
+    refused = [
+        httpx.post(f"{base}/waits", json={"kind": "time", "fire_at": edge[1]}, headers=token),
+        httpx.post(f"{base}/waits", json={"kind": "tool", "tool_name": "t", "deadline_at": edge[0]},
+                   headers=token),
+        httpx.post(f"{base}/children", json={"child": child, "deadline_at": "garbage"}, headers=token),
+        httpx.post(f"{base}/children", json={"child": child, "deadline_at": {}}, headers=token),
+        httpx.post(f"{base}/children", json={"child": child, "deadline_at": edge[0]}, headers=token),
+    ]  # fmt: skip
+    for response in refused:
+        assert response.status_code == 422, response.text
+        assert response.json()["error"]["code"] == "invalid_request"
+    for last in ["\u00b2".encode("latin-1"), b"99999999999999999999", b"-1", b"1e3"]:
+        streamed = httpx.get(
+            f"{base}/events/stream", params={"wait_seconds": 1}, headers={"Last-Event-ID": last}
+        )
+        assert streamed.status_code == 422, (last, streamed.text)
+    assert [w.kind.value for w in local.list_waits(intent_id)] == []  # nothing was opened
+    assert len(local.list_intents().items) == 1
+
+
 def test_body_over_the_limit_is_413(api: tuple[str, tether.Client]) -> None:
     url, local = api
     big = body(payload={"blob": "x" * 5000})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
@@ -43,3 +44,16 @@ class Persisted(Model):
     """A shape that is stored; it carries the schema version it was written with."""
 
     schema_version: int = SCHEMA_VERSION
+
+
+def check_instant(value: datetime | None, name: str) -> None:
+    """An input timestamp must carry a timezone and name an instant UTC can hold (a time
+    near year 1 or 9999 with an offset may not): a ValueError, for a 422, otherwise."""
+    if value is None:
+        return
+    if value.tzinfo is None:
+        raise ValueError(f"{name} must carry a timezone")
+    try:
+        value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ValueError(f"{name} is out of range once in UTC") from None

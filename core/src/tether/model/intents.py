@@ -7,7 +7,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field, field_validator
 
-from .base import AgentAddress, IntentType, Model, Persisted
+from .base import AgentAddress, IntentType, Model, Persisted, check_instant
 from .status import Status, WaitingReason
 from .waits import HumanTask, Wait
 
@@ -47,8 +47,7 @@ class NewIntent(Model):
     @field_validator("deadline_at")
     @classmethod
     def _aware(cls, value: datetime | None) -> datetime | None:
-        if value is not None and value.tzinfo is None:
-            raise ValueError("deadline_at must carry a timezone")
+        check_instant(value, "deadline_at")
         return value
 
 

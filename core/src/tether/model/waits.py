@@ -10,7 +10,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 from pydantic import Field, field_validator, model_validator
 
-from .base import Model, Persisted
+from .base import Model, Persisted, check_instant
 from .status import WaitingReason
 
 MAX_SECONDS = 366 * 86400
@@ -176,9 +176,7 @@ class WaitSpec(Model):
         if self.heartbeat_timeout_seconds is not None and self.kind is not WaitKind.TOOL:
             raise ValueError("heartbeat_timeout_seconds belongs to a tool wait")
         for name in ("deadline_at", "fire_at"):
-            at = getattr(self, name)
-            if at is not None and at.tzinfo is None:
-                raise ValueError(f"{name} must carry a timezone")
+            check_instant(getattr(self, name), name)
         default = self.on_timeout.default_outcome
         task = self.human_task
         if default is not None and task is not None and default not in task.allowed_outcomes:

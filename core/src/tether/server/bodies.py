@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ..model import (
     ApiKey,
@@ -24,6 +25,7 @@ from ..model import (
     TurnUsage,
     Wait,
 )
+from ..model.base import check_instant
 from ..model.waits import MAX_SECONDS
 
 MAX_SEQ = 2**62
@@ -162,8 +164,14 @@ class WaitList(Body):
 class Child(Body):
     child: NewIntent
     key: Annotated[str, Field(max_length=255)] | None = None
-    deadline_at: Any = None
+    deadline_at: datetime | None = None
     on_timeout: OnTimeout = OnTimeout()
+
+    @field_validator("deadline_at")
+    @classmethod
+    def _instant(cls, value: datetime | None) -> datetime | None:
+        check_instant(value, "deadline_at")
+        return value
 
 
 class ChildOut(Body):

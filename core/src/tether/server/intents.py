@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
@@ -17,6 +18,8 @@ from . import bodies as b
 from .auth import AGENTS, ANYONE, require
 from .bodies import MAX_SEQ
 from .deps import JSONModel, Lease, engine_call, engine_of, feed_of, on_engine
+
+_SEQ = re.compile(r"[0-9]{1,19}")  # (ASCII digits: str.isdigit takes any script's)
 
 router = APIRouter(prefix="/v1/intents", tags=["intents"])
 
@@ -133,7 +136,12 @@ async def stream_events(
     ``Last-Event-ID``) and no event is skipped."""
     e = engine_of(request)
     feed = feed_of(request)
-    if last_event_id and last_event_id.isdigit():
+    if last_event_id:  # (the id of the last frame the client saw: an event's seq)
+        if not _SEQ.fullmatch(last_event_id) or int(last_event_id) > MAX_SEQ:
+            raise InvalidRequest(
+                f"Last-Event-ID is the seq of an event, 0 to {MAX_SEQ}",
+                details={"last_event_id": last_event_id[:40]},
+            )
         since = max(since, int(last_event_id))
     await engine_call(request, e.get_intent, intent_id, actor=who)  # 404 before the stream starts
 
