@@ -6,10 +6,12 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 import tether
 from playwright.sync_api import Browser, Page, sync_playwright
 from tether import HumanTask, Status
+from tether.settings import Settings
 
 from ...server_harness import running_server
 
@@ -220,3 +222,46 @@ def test_the_agents_page_shows_status_health_spend_and_lets_admins_stop_agents(
     assert forged.status == 403
     assert client.get_agent(AGENT).status is tether.AgentStatus.ACTIVE
     phone.close()
+
+
+def test_pages_count_against_the_keys_rate_limit(tmp_path: Path) -> None:
+    """A key the API limits is limited on the inbox's pages too (and an answer through them)."""
+    with tether.connect(f"sqlite:///{tmp_path / 'web.db'}") as client:
+        alice = client.engine.create_key(tether.KeyRole.APPROVER, subject="alice@acme.test")
+        intent_id = waiting(client, "Refund?", assignees=["alice@acme.test"])
+        settings = Settings(rate_limit=0.5, rate_burst=2)
+        with running_server(client.engine, settings) as url:
+            cookie = {"cookie": f"tether_key={alice.secret}"}
+            pages = [httpx.get(f"{url}/inbox", headers=cookie).status_code for _ in range(3)]
+            assert pages == [200, 200, 429]
+            answer = httpx.post(
+                f"{url}/inbox/tasks/{intent_id}",
+                data={"outcome": "approved"},
+                headers={**cookie, "origin": url},
+            )
+            assert answer.status_code == 429 and "retry-after" in answer.headers
+            assert client.get_intent(intent_id).status is tether.Status.WAITING  # not answered
+
+
+def test_a_form_whose_properties_are_true_or_of_several_types_is_shown_and_answered(
+    tmp_path: Path,
+) -> None:
+    schema = {
+        "type": "object",
+        "properties": {"note": True, "urgent": {"type": ["boolean", "null"]}},
+    }
+    with tether.connect(f"sqlite:///{tmp_path / 'web.db'}") as client:
+        alice = client.engine.create_key(tether.KeyRole.APPROVER, subject="alice@acme.test")
+        intent_id = waiting(client, "Refund?", assignees=["alice@acme.test"], form_schema=schema)
+        with running_server(client.engine) as url:
+            cookie = {"cookie": f"tether_key={alice.secret}"}
+            page = httpx.get(f"{url}/inbox/tasks/{intent_id}", headers=cookie)
+            assert page.status_code == 200 and 'name="field:note"' in page.text
+            answer = httpx.post(
+                f"{url}/inbox/tasks/{intent_id}",
+                data={"outcome": "approved", "field:note": "ok", "field:urgent": "true"},
+                headers={**cookie, "origin": url},
+            )
+            assert answer.status_code == 303, answer.text
+        wait = client.list_waits(intent_id)[-1]
+        assert wait.outcome == "approved" and wait.result == {"note": "ok", "urgent": True}

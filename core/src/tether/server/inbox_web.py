@@ -42,6 +42,7 @@ async def _who(request: Request) -> ApiKey | None:
     found = await run_in_threadpool(_engine(request).authenticate, key)
     if found is None or found.role.value == "agent":
         return None
+    request.app.state.limiter.check(found.key_id)  # a page counts as the API's requests do
     return found
 
 
@@ -115,6 +116,7 @@ async def login(request: Request, key: str = Form(...)) -> Response:
     if found is None or found.role.value == "agent":
         return _page(request, "login.html", 401, who=None,
                      error="That key is not valid here: sign in with an approver (or admin) key.")  # fmt: skip
+    request.app.state.limiter.check(found.key_id)
     response = RedirectResponse("/inbox", status_code=303)
     response.set_cookie(
         COOKIE, key, httponly=True, samesite="strict", secure=request.url.scheme == "https"
@@ -220,6 +222,20 @@ async def agent_status(
     return RedirectResponse("/inbox/agents", status_code=303)
 
 
+def _property(given: Any) -> dict[str, Any]:
+    """A property's schema as a dict: JSON Schema allows ``true`` (anything) and ``false``
+    (nothing) too, which the form shows as a text field (the schema then judges the value)."""
+    return given if isinstance(given, dict) else {}
+
+
+def _type(prop: dict[str, Any]) -> str | None:
+    """The property's type for the form: the first of a list of types that is not null."""
+    kind = prop.get("type")
+    if isinstance(kind, list):
+        kind = next((k for k in kind if k != "null"), None)
+    return kind if isinstance(kind, str) else None
+
+
 def _fields(
     schema: dict[str, Any] | None, values: dict[str, Any], errors: dict[str, str]
 ) -> list[dict[str, Any]]:
@@ -227,12 +243,13 @@ def _fields(
         return []
     required = set(schema.get("required", []))
     out = []
-    for name, prop in (schema.get("properties") or {}).items():
+    for name, given in (schema.get("properties") or {}).items():
+        prop = _property(given)
         kind = (
             "enum"
             if "enum" in prop
             else {"number": "number", "integer": "number", "boolean": "boolean"}.get(
-                prop.get("type"), "text"
+                _type(prop) or "", "text"
             )
         )
         out.append(
@@ -248,9 +265,9 @@ def _fields(
 def _coerce(schema: dict[str, Any] | None, form: dict[str, str]) -> dict[str, Any]:
     props = (schema or {}).get("properties") or {}
     data: dict[str, Any] = {}
-    for name, prop in props.items():
+    for name, given in props.items():
         raw = form.get(f"field:{name}")
-        kind = prop.get("type")
+        kind = _type(_property(given))
         if kind == "boolean":
             data[name] = raw == "true"
             continue
