@@ -355,3 +355,30 @@ def test_a_step_can_carry_its_model_turns_usage_in_the_same_write(client: Client
     assert client.get_intent(intent.intent_id).status is Status.WAITING
     types = event_types(client, intent.intent_id)
     assert types.count("model.usage") == 2 and types[-1] == "intent.human_task_assigned"
+
+
+def test_concurrent_creates_do_not_pass_an_intent_limit() -> None:
+    """PostgreSQL: twelve creates at once against a limit of three. Each counts the agent's
+    intents under the agent's lock, so exactly three are made."""
+    from ..pg import fresh_schema
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        client.set_policy(AGENT, AgentPolicy(limits=LimitPolicy(max_intents_per_hour=3)))
+        start = threading.Barrier(12)
+        made: list[str] = []
+        refused: list[str] = []
+
+        def create() -> None:
+            start.wait()
+            try:
+                made.append(new_intent(client).intent_id)
+            except RateLimited as exc:
+                refused.append(exc.code)
+
+        threads = [threading.Thread(target=create) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert (len(made), refused) == (3, ["intent_limit_exceeded"] * 9)
+        assert len(client.list_intents().items) == 3

@@ -438,6 +438,11 @@ def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> bool:
     target = find(tx, ctx, to_agent)
     if target is None:
         return False
+    if _counts_for_admission(target.policy):
+        # the count (or the spend) must not move between the check and the commit: creates
+        # for this agent take its row's lock and count one after another (and the count,
+        # a statement of its own, sees what the lock's previous holder committed)
+        target = find(tx, ctx, to_agent, lock=True) or target
     if target.status is AgentStatus.KILLED:
         raise AgentKilled(
             f"{to_agent} is killed; it accepts no new intents",
@@ -482,6 +487,19 @@ def admit(tx: Tx, ctx: Ctx, to_agent: str, sender: str | None) -> bool:
                 details={"agent": to_agent, "window": window},
             )
     return True
+
+
+def _counts_for_admission(policy: AgentPolicy) -> bool:
+    """Whether admitting an intent to an agent of this policy counts what it has had."""
+    limits, cost = policy.limits, policy.cost
+    return (
+        limits.max_intents_per_hour is not None
+        or limits.max_intents_per_day is not None
+        or (
+            cost.action_on_breach is BreachAction.BLOCK
+            and (cost.max_cost_per_hour_usd is not None or cost.max_cost_per_day_usd is not None)
+        )
+    )
 
 
 def check_claim(tx: Tx, ctx: Ctx, agent: str) -> AgentStopped | None:
