@@ -133,3 +133,46 @@ def test_text_a_store_cannot_hold_is_refused_and_nothing_is_stored(client: tethe
     assert [i.intent_id for i in client.list_intents().items] == [intent.intent_id]
     assert client.list_steps(intent.intent_id) == []
     assert client.verify_audit(intent.intent_id).ok
+
+
+def test_an_event_appended_beyond_the_intents_head_is_detected(db_url: str, tmp_path: Path) -> None:
+    intent_id = _intent_with_trail(db_url)
+    _edit(
+        tmp_path,
+        "INSERT INTO events (intent_id, seq, event_type, status, waiting_reason, actor, at, "
+        "details, hash, schema_version) SELECT intent_id, seq + 1, event_type, status, "
+        "waiting_reason, actor, at, details, hash, 1 FROM events WHERE intent_id = ? "
+        "ORDER BY seq DESC LIMIT 1",
+        intent_id,
+    )
+    report = _verify(db_url)
+    assert not report.ok and "the trail goes on to seq" in report.problems[0]
+
+
+def test_verifying_while_intents_are_written_finds_nothing_wrong() -> None:
+    """PostgreSQL reads each statement as of its own start: an event committed between the
+    read of an intent's head and of its trail must not look like a broken chain."""
+    import threading
+
+    from ..pg import fresh_schema
+
+    with fresh_schema() as url, tether.connect(url) as client:
+        intent = new_intent(client)
+        lease = client.start(intent.intent_id)
+        stop = threading.Event()
+
+        def write() -> None:
+            i = 0
+            while not stop.is_set():
+                client.record_step(intent.intent_id, f"s{i}", {"i": i}, lease=lease)
+                i += 1
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            reports = [client.verify_audit(intent.intent_id) for _ in range(300)]
+        finally:
+            stop.set()
+            writer.join()
+        assert [r.problems for r in reports if not r.ok] == []
+        assert client.verify_audit().ok

@@ -80,8 +80,11 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
         prev = GENESIS
         expected_seq = 1
         last: tuple[str, str | None] = ("", None)
+        # the trail up to the head just read: an event committed since (PostgreSQL reads each
+        # statement as of its own start) is not yet in it, and is checked below
         rows = tx.all(
-            f"SELECT {_EVENT_COLUMNS} FROM events WHERE intent_id = ? ORDER BY seq", (intent_id,)
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE intent_id = ? AND seq <= ? ORDER BY seq",
+            (intent_id, head[0]),
         )
         for row in rows:
             checked += 1
@@ -121,7 +124,20 @@ def verify(tx: Tx, intent_ids: list[str]) -> tuple[int, list[str]]:
                 problems.append(
                     f"{intent_id}: the intent says {head[2]} but its trail ends in {last[0]}"
                 )
+            else:  # events the intent does not record (in one statement: one snapshot)
+                beyond = tx.one(_BEYOND_THE_HEAD, (intent_id, intent_id))
+                if beyond is not None and beyond[0] is not None and beyond[0] > beyond[1]:
+                    problems.append(
+                        f"{intent_id}: the trail goes on to seq {beyond[0]} but the intent "
+                        f"records seq {beyond[1]}"
+                    )
     return checked, problems
+
+
+_BEYOND_THE_HEAD = (
+    "SELECT (SELECT MAX(seq) FROM events WHERE intent_id = ?), "
+    "(SELECT seq FROM intents WHERE intent_id = ?)"
+)
 
 
 def verify_all(
