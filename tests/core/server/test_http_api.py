@@ -243,3 +243,29 @@ def test_axp_reminder_fields_apply_to_the_human_task(api: tuple[str, tether.Clie
     )  # fmt: skip
     orphan = httpx.post(f"{url}/v1/intents", json=body(remind_after_seconds=30))
     assert orphan.status_code == 422
+
+
+def test_an_agents_inbox_lists_its_latest_threads_and_filters_before_the_limit(
+    api: tuple[str, tether.Client],
+) -> None:
+    url, local = api
+    owner = "agent://acme/front"
+    made = [
+        local.create_intent("refund.request.v1", AGENT, {"n": n}, reply_to=owner).intent_id
+        for n in range(5)
+    ]
+    lease = local.start(made[0])
+    local.complete(made[0], {"ok": True}, lease=lease)  # the oldest, changed last: done
+    lease = local.start(made[1])
+    local.wait_for_human(made[1], tether.HumanTask(title="ok?"), lease=lease)  # pending
+
+    def threads(**params: object) -> list[tuple[str, str]]:
+        got = httpx.get(f"{url}/v1/inbox", params={"owner_agent": owner, **params})
+        assert got.status_code == 200, got.text
+        return [(t["intent_id"], t["status"]) for t in got.json()["threads"]]
+
+    assert threads(limit=3) == [(made[1], "pending"), (made[0], "done"), (made[4], "active")]
+    assert threads(limit=1, status="done") == [(made[0], "done")]
+    assert threads(limit=1, status="pending") == [(made[1], "pending")]
+    assert threads(limit=2, status="active") == [(made[4], "active"), (made[3], "active")]
+    assert len(threads()) == 5

@@ -353,13 +353,21 @@ class Engine:
         reply_to: str | None = None,
         after: tuple[str, str] = ("", ""),
         limit: int = 50,
+        latest: bool = False,
+        thread_status: str | None = None,
         actor: Principal | None = None,
     ) -> list[tuple[str, Intent]]:
         """Threads (intents) changed after the cursor ``(updated_at, intent_id)``, oldest first,
-        each with its cursor text."""
+        each with its cursor text; with ``latest``, the most recently changed, newest first.
+        ``thread_status`` (``pending``, ``active``, ``done``): only threads of that status."""
+        if thread_status is not None and thread_status not in intents.THREAD_STATUS:
+            raise InvalidRequest("a thread's status is pending, active or done")
 
         def op(tx: Tx, ctx: Ctx) -> list[tuple[str, Intent]]:
-            found = intents.changed_since(tx, ctx, reply_to=reply_to, after=after, limit=limit)
+            found = intents.changed_since(
+                tx, ctx, reply_to=reply_to, after=after, limit=limit, latest=latest,
+                thread_status=thread_status,
+            )  # fmt: skip
             return [
                 (f"{at}|{intent_id}", intents.read(tx, ctx, intent_id)) for at, intent_id in found
             ]

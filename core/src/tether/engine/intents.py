@@ -7,6 +7,7 @@ from typing import Any
 from ..errors import Forbidden, IdempotencyConflict, InvalidRequest
 from ..ids import new_id
 from ..model import (
+    TERMINAL,
     ErrorInfo,
     Event,
     Intent,
@@ -360,11 +361,33 @@ def resolve(
     return model_of(tx, ctx, row), event_of(ended)
 
 
+_ENDED = ", ".join(f"'{s.value}'" for s in sorted(TERMINAL))
+_HUMAN_OPEN = (
+    "EXISTS (SELECT 1 FROM waits w WHERE w.wait_id = intents.wait_id AND w.kind = 'human')"
+)
+THREAD_STATUS = {
+    "done": f"status IN ({_ENDED})",
+    "pending": f"status NOT IN ({_ENDED}) AND {_HUMAN_OPEN}",
+    "active": f"status NOT IN ({_ENDED}) AND NOT {_HUMAN_OPEN}",
+}
+"""An inbox thread's status (AXP) as a condition on its intent: ended, waiting for a person
+(its open wait is a human task), or neither."""
+
+
 def changed_since(
-    tx: Tx, ctx: Ctx, *, reply_to: str | None, after: tuple[str, str], limit: int
+    tx: Tx,
+    ctx: Ctx,
+    *,
+    reply_to: str | None,
+    after: tuple[str, str],
+    limit: int,
+    latest: bool = False,
+    thread_status: str | None = None,
 ) -> list[tuple[str, str]]:
-    """(updated_at, intent_id) of intents changed after ``after``: those replying to an agent,
-    or (without one) those that have had a human task."""
+    """(updated_at, intent_id) of intents changed after ``after``, oldest first: those
+    replying to an agent, or (without one) those that have had a human task. ``latest``: the
+    most recently changed instead, newest first (``after`` is not used); ``thread_status``:
+    only threads of that status (a key of :data:`THREAD_STATUS`)."""
     if reply_to is not None:
         where, params = "reply_to = ?", [reply_to]
     else:
@@ -373,6 +396,15 @@ def changed_since(
             "WHERE w.intent_id = intents.intent_id AND w.kind = 'human')"
         )
         params = [ctx.actor.workspace]
+    if thread_status is not None:
+        where = f"{where} AND {THREAD_STATUS[thread_status]}"
+    if latest:
+        rows = tx.all(
+            f"SELECT updated_at, intent_id FROM intents WHERE {where} AND workspace = ? "
+            "ORDER BY updated_at DESC, intent_id DESC LIMIT ?",
+            (*params, ctx.actor.workspace, limit),
+        )
+        return [(r[0], r[1]) for r in rows]
     rows = tx.all(
         f"SELECT updated_at, intent_id FROM intents WHERE {where} AND workspace = ? "
         # (the first condition bounds the index range; with the OR alone, a poll walked all

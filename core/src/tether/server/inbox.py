@@ -125,10 +125,15 @@ def list_threads(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> JSONModel:  # fmt: skip
     """With ``owner_agent`` (an agent's own key implies it): intents that reply to that agent,
-    ended ones included (completion delivery). Otherwise: the human tasks this key may answer."""
+    ended ones included (completion delivery), the most recently changed first (follow
+    ``/v1/inbox/changes`` with its cursor to see every change). Otherwise: the human tasks
+    this key may answer."""
     owner = _owner(who, owner_agent)
     if owner is not None:
-        found = [intent for _, intent in e.inbox_changes(reply_to=owner, limit=limit, actor=who)]
+        latest = e.inbox_changes(
+            reply_to=owner, limit=limit, latest=True, thread_status=status, actor=who
+        )
+        found = [intent for _, intent in latest]
     else:
         found = e.list_tasks(mine=who.kind is PrincipalKind.HUMAN, limit=limit, actor=who)
     timelines = e.events_of_many([i.intent_id for i in found], actor=who)
