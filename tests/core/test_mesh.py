@@ -28,7 +28,7 @@ from tether import (
     ToolPolicy,
 )
 
-from .conftest import AGENT, new_intent, person
+from .conftest import AGENT, new_intent, outsider, person
 
 FRONT_DESK = "agent://test/frontdesk"
 
@@ -382,3 +382,23 @@ def test_concurrent_creates_do_not_pass_an_intent_limit() -> None:
             t.join()
         assert (len(made), refused) == (3, ["intent_limit_exceeded"] * 9)
         assert len(client.list_intents().items) == 3
+
+
+def test_each_workspace_has_its_own_agent_of_an_address(client: Client) -> None:
+    """An address used first by another workspace is still this workspace's to use, see and
+    stop; neither workspace's kill stops the other's agent."""
+    with outsider(client) as other:
+        theirs = other.create_intent("refund.request.v1", AGENT, {"n": 1})
+        other.kill_agent(AGENT, reason="theirs")
+        assert other.get_agent(AGENT).status is AgentStatus.KILLED
+        ours = new_intent(client)  # accepted: ours is not killed
+        assert client.get_agent(AGENT).status is AgentStatus.ACTIVE
+        claim = client.claim(AGENT)
+        assert claim is not None and claim.intent.intent_id == ours.intent_id
+        client.pause_agent(AGENT, reason="ours")
+        assert other.get_agent(AGENT).status_reason == "theirs"
+        assert [a.address for a in client.list_agents()] == [AGENT]
+        other.resume_agent(AGENT)
+        theirs_claim = other.claim(AGENT)
+        assert theirs_claim is not None and theirs_claim.intent.intent_id == theirs.intent_id
+        assert client.get_agent(AGENT).status is AgentStatus.PAUSED

@@ -417,7 +417,9 @@ def test_a_write_that_goes_on_after_a_failed_statement_or_a_failed_commit_is_not
                     "DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()"
                 )
             )
-            with pytest.raises(tether.StoreError, match="refused at commit"):
+            # (a data error, 22023 as a bad NOTIFY's would be: the request's fault, so an
+            # InvalidRequest, never a success)
+            with pytest.raises(tether.InvalidRequest, match="refused at commit"):
                 store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('bad', 1)"))
             assert _get(store, "bad") is None
             assert store.write(lambda tx: tx.execute("INSERT INTO kv VALUES ('ok', 1)")) == 1
@@ -485,3 +487,34 @@ def test_a_replica_hears_others_by_topic_and_skips_the_echo_of_its_own() -> None
         finally:
             first.close()
             second.close()
+
+
+def test_agents_kept_by_an_older_schema_are_carried_into_their_workspaces(store_url: str) -> None:
+    """Migration 12 keys agents by (workspace, address): the rows of a store written before
+    it keep their status, policy, generation and feed, each in its own workspace."""
+    from tether import AgentStatus, Principal
+    from tether.engine import Engine
+
+    before = tuple(m for m in MIGRATIONS if m.version < 12)
+    old = _open(store_url, before)
+    try:
+        engine = Engine(old)
+        other = Principal.admin(workspace="other")
+        engine.set_agent_status("agent://x/a", AgentStatus.KILLED, reason="old")
+        engine.create_intent(
+            tether.NewIntent(intent_type="refund.request.v1", to_agent="agent://x/b", payload={}),
+            actor=other,
+        )
+    finally:
+        old.close()
+    with tether.connect(store_url) as client:
+        assert client.store.schema_version == LATEST
+        killed = client.get_agent("agent://x/a")
+        assert (killed.status, killed.status_reason, killed.generation) == (
+            AgentStatus.KILLED, "old", 1,
+        )  # fmt: skip
+        theirs = client.as_actor(other)
+        assert theirs.get_agent("agent://x/b").status is AgentStatus.ACTIVE
+        with pytest.raises(tether.NotFound):
+            client.get_agent("agent://x/b")
+        assert theirs.claim("agent://x/b") is not None  # its feed and work carried over

@@ -121,7 +121,7 @@ def claim_intent(tx: Tx, ctx: Ctx, intent_id: str, owner: str, seconds: float) -
             code="wrong_agent",
             details={"to_agent": row.to_agent},
         )
-    if (stop := mesh.check_claim(tx, ctx, row.to_agent)) is not None:
+    if (stop := mesh.check_claim(tx, ctx, row.to_agent, row.workspace)) is not None:
         raise stop
     if row.status not in RUNNABLE:
         raise Conflict(
@@ -212,7 +212,7 @@ def start(
     """Begin work on an intent: IN_PROGRESS, under a lease (the caller's, or a new one)."""
     _check_ttl(seconds)
     row = load_intent(tx, intent_id, ctx.actor)
-    if (stop := mesh.check_claim(tx, ctx, row.to_agent)) is not None:
+    if (stop := mesh.check_claim(tx, ctx, row.to_agent, row.workspace)) is not None:
         raise stop
     if row.status is Status.WAITING:  # only resolving its wait resumes a waiting intent
         raise IllegalTransition(

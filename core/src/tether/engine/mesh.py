@@ -41,7 +41,6 @@ from ..model import (
     Health,
     HumanTask,
     MeshEvent,
-    PrincipalKind,
     Spend,
     SpendWindow,
     Status,
@@ -109,40 +108,44 @@ def _policy(stored: str | None) -> AgentPolicy:
     return AgentPolicy.model_validate_json(stored) if stored else AgentPolicy()
 
 
-def _visible(workspace: str, ctx: Ctx) -> bool:
-    return ctx.actor.kind is PrincipalKind.SYSTEM or workspace == ctx.actor.workspace
-
-
-def find(tx: Tx, ctx: Ctx, address: str, *, lock: bool = False) -> AgentRow | None:
+def find(
+    tx: Tx, ctx: Ctx, address: str, *, lock: bool = False, workspace: str | None = None
+) -> AgentRow | None:
+    """The agent of this address in ``workspace`` (the actor's, unless given): each workspace
+    has its own agents, whatever their addresses say."""
     r = tx.one(
-        f"SELECT {AGENT_COLUMNS} FROM agents WHERE address = ?{for_update(tx) if lock else ''}",
-        (address,),
+        f"SELECT {AGENT_COLUMNS} FROM agents WHERE workspace = ? AND address = ?"
+        f"{for_update(tx) if lock else ''}",
+        (workspace or ctx.actor.workspace, address),
     )
-    if r is None or not _visible(r[1], ctx):
-        return None
-    return AgentRow.from_row(r)
+    return AgentRow.from_row(r) if r is not None else None
 
 
-def load(tx: Tx, ctx: Ctx, address: str, *, lock: bool = False) -> AgentRow:
-    row = find(tx, ctx, address, lock=lock)
+def load(
+    tx: Tx, ctx: Ctx, address: str, *, lock: bool = False, workspace: str | None = None
+) -> AgentRow:
+    row = find(tx, ctx, address, lock=lock, workspace=workspace)
     if row is None:
         raise NotFound(f"no agent {address}", details={"agent": address})
     return row
 
 
-def register(tx: Tx, ctx: Ctx, address: str) -> None:
-    """An agent exists once it is used: register it if it is new (active, open policy)."""
+def register(tx: Tx, ctx: Ctx, address: str, workspace: str | None = None) -> None:
+    """An agent exists once it is used: register it if it is new (active, open policy), in
+    ``workspace`` (the actor's, unless given)."""
     tx.execute(
         "INSERT INTO agents (address, workspace, status, created_at, updated_at, schema_version) "
         "VALUES (?, ?, 'active', ?, ?, 1) ON CONFLICT DO NOTHING",
-        (address, ctx.actor.workspace, ctx.now_text, ctx.now_text),
+        (address, workspace or ctx.actor.workspace, ctx.now_text, ctx.now_text),
     )
 
 
-def ensure(tx: Tx, ctx: Ctx, address: str, *, lock: bool = False) -> AgentRow:
+def ensure(
+    tx: Tx, ctx: Ctx, address: str, *, lock: bool = False, workspace: str | None = None
+) -> AgentRow:
     """The agent, registered now if it was never used."""
-    register(tx, ctx, address)
-    return load(tx, ctx, address, lock=lock)
+    register(tx, ctx, address, workspace)
+    return load(tx, ctx, address, lock=lock, workspace=workspace)
 
 
 # -- windows and spend -------------------------------------------------------------------------
@@ -163,7 +166,7 @@ def _window(r: tuple[Any, ...]) -> SpendWindow:
     )
 
 
-def agent_spend(tx: Tx, ctx: Ctx, address: str) -> Spend:
+def agent_spend(tx: Tx, ctx: Ctx, address: str, workspace: str | None = None) -> Spend:
     hour, day = (to_text(t) for t in _windows(ctx.now))
     r = tx.one(
         "SELECT SUM(CASE WHEN at >= ? THEN cost_micros ELSE 0 END), "
@@ -172,8 +175,8 @@ def agent_spend(tx: Tx, ctx: Ctx, address: str) -> Spend:
         "SUM(CASE WHEN at >= ? AND intent_id <> '' THEN 1 ELSE 0 END), "
         "SUM(cost_micros), SUM(tokens_in), SUM(tokens_out), "
         "SUM(CASE WHEN intent_id <> '' THEN 1 ELSE 0 END) "
-        "FROM usage WHERE agent = ? AND at >= ?",
-        (hour, hour, hour, hour, address, day),
+        "FROM usage WHERE agent = ? AND at >= ? AND workspace = ?",
+        (hour, hour, hour, hour, address, day, workspace or ctx.actor.workspace),
     )
     assert r is not None
     return Spend(hour=_window(r[:4]), day=_window(r[4:]))
@@ -220,7 +223,7 @@ def to_model(tx: Tx, ctx: Ctx, row: AgentRow, spend: Spend | None = None) -> Age
         last_heartbeat_at=from_text(row.heartbeat_at) if row.heartbeat_at else None,
         generation=row.generation,
         policy=row.policy,
-        spend=spend if spend is not None else agent_spend(tx, ctx, row.address),
+        spend=spend if spend is not None else agent_spend(tx, ctx, row.address, row.workspace),
         metrics=row.metrics,
         created_at=from_text(row.created_at),
         updated_at=from_text(row.updated_at),
@@ -308,8 +311,8 @@ def set_status(
     if row.status is not status:
         tx.execute(
             "UPDATE agents SET status = ?, status_reason = ?, generation = generation + 1, "
-            "updated_at = ? WHERE address = ?",
-            (status.value, reason, ctx.now_text, address),
+            "updated_at = ? WHERE workspace = ? AND address = ?",
+            (status.value, reason, ctx.now_text, row.workspace, address),
         )
         tx.touch(AGENT_CHANGES)
         if status is AgentStatus.ACTIVE:  # its held work may be claimed again
@@ -333,8 +336,8 @@ def set_policy(
     if policy != row.policy:
         tx.execute(
             "UPDATE agents SET policy = ?, generation = generation + 1, updated_at = ? "
-            "WHERE address = ?",
-            (policy.model_dump_json(), ctx.now_text, address),
+            "WHERE workspace = ? AND address = ?",
+            (policy.model_dump_json(), ctx.now_text, row.workspace, address),
         )
         tx.touch(AGENT_CHANGES)
         old, new = row.policy.model_dump(mode="json"), policy.model_dump(mode="json")
@@ -369,8 +372,8 @@ def heartbeat(tx: Tx, ctx: Ctx, address: str, metrics: dict[str, Any] | None) ->
         elif key in _METRIC_KEYS and isinstance(value, int | float):
             kept[key] = value
     tx.execute_later(
-        "UPDATE agents SET heartbeat_at = ?, metrics = ? WHERE address = ?",
-        (ctx.now_text, dumps(kept), address),
+        "UPDATE agents SET heartbeat_at = ?, metrics = ? WHERE workspace = ? AND address = ?",
+        (ctx.now_text, dumps(kept), row.workspace, address),
     )
     if cost:
         _insert_usage(tx, ctx, "", address, None, 0, 0, cost)
@@ -502,19 +505,24 @@ def _counts_for_admission(policy: AgentPolicy) -> bool:
     )
 
 
-def check_claim(tx: Tx, ctx: Ctx, agent: str) -> AgentStopped | None:
+def check_claim(
+    tx: Tx, ctx: Ctx, agent: str, workspace: str | None = None
+) -> AgentStopped | None:
     """Why the agent may not take work now, or None."""
-    row = find(tx, ctx, agent)
+    row = find(tx, ctx, agent, workspace=workspace)
     return _stopped(row) if row is not None else None
 
 
 def not_stopped_sql(ctx: Ctx, agent: str) -> tuple[str, list[object]]:
     """:func:`check_claim` as a condition of the claim's own statement (one round trip
-    fewer): true unless ``agent`` is paused or killed (as the actor sees agents)."""
-    seen = "" if ctx.actor.kind is PrincipalKind.SYSTEM else " AND agents.workspace = ?"
+    fewer): true unless ``agent`` (of the actor's workspace, where a claim looks for work) is
+    paused or killed."""
     stopped = f"'{AgentStatus.PAUSED.value}', '{AgentStatus.KILLED.value}'"
-    sql = f"NOT EXISTS (SELECT 1 FROM agents WHERE agents.address = ? AND agents.status IN ({stopped}){seen})"
-    return sql, [agent] if not seen else [agent, ctx.actor.workspace]
+    sql = (
+        "NOT EXISTS (SELECT 1 FROM agents WHERE agents.workspace = ? AND agents.address = ? "
+        f"AND agents.status IN ({stopped}))"
+    )
+    return sql, [ctx.actor.workspace, agent]
 
 
 def boundary(
@@ -540,7 +548,7 @@ def boundary(
             f"intent {intent_id} is {row.status.value}; stop working on it",
             details={"intent_id": intent_id, "status": row.status.value},
         )
-    agent = find(tx, ctx, row.to_agent)
+    agent = find(tx, ctx, row.to_agent, workspace=row.workspace)
     stop = _stopped(agent) if agent is not None else None
     if stop is None and row.status is Status.WAITING and _spend_wait_open(tx, row):
         stop = ApprovalPending(
@@ -626,12 +634,14 @@ def report_usage(
     if model is not None:
         details["model"] = model
     append_event(tx, ctx, row, "model.usage", details=details)
-    agent = find(tx, ctx, row.to_agent) or ensure(tx, ctx, row.to_agent)
+    agent = find(tx, ctx, row.to_agent, workspace=row.workspace) or ensure(
+        tx, ctx, row.to_agent, workspace=row.workspace
+    )
     cost = agent.policy.cost
     capped = cost.max_cost_per_hour_usd is not None or cost.max_cost_per_day_usd is not None
     if not (capped or totals):  # the common case on the hot path: nothing to add up
         return None
-    spend = agent_spend(tx, ctx, row.to_agent)
+    spend = agent_spend(tx, ctx, row.to_agent, row.workspace)
     wait_id = None
     breach = _breach(agent, spend, ctx.now)
     if (

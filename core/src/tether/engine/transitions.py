@@ -95,11 +95,14 @@ def append_event(
         # locked until the transaction ends), that streams and polls page on. On PostgreSQL
         # the bump is sent with the commit, so the lock is held for the commit alone.
         if together:
-            tx.execute_at_commit(_BUMP_FEED, (row.to_agent, row.intent_id), order=row.to_agent)
+            tx.execute_at_commit(
+                _BUMP_FEED, (row.workspace, row.to_agent, row.intent_id), order=row.to_agent
+            )
         else:
             bumped = tx.one(
-                "UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq",
-                (row.to_agent,),
+                "UPDATE agents SET feed_seq = feed_seq + 1 WHERE workspace = ? AND address = ? "
+                "RETURNING feed_seq",
+                (row.workspace, row.to_agent),
             )
             if bumped is not None:
                 sets["feed_seq"] = bumped[0]
@@ -158,7 +161,8 @@ def append_event(
 
 
 _BUMP_FEED = (
-    "WITH f AS (UPDATE agents SET feed_seq = feed_seq + 1 WHERE address = ? RETURNING feed_seq) "
+    "WITH f AS (UPDATE agents SET feed_seq = feed_seq + 1 WHERE workspace = ? AND address = ? "
+    "RETURNING feed_seq) "
     "UPDATE intents SET feed_seq = f.feed_seq FROM f WHERE intent_id = ?"
 )
 """The agent's feed counter and the intent's place in it (PostgreSQL; no agent row, no bump)."""

@@ -369,5 +369,39 @@ MIGRATIONS += (
         ),
     ),
 )
+MIGRATIONS += (
+    Migration(
+        12,
+        "agents per workspace",
+        # An agent was keyed by its address alone, so whichever workspace used an address
+        # first owned it: another workspace could then neither see nor stop its own agent of
+        # that address, and its kill or pause stopped the first one's claims. Each workspace
+        # now has its own agents; the table is rebuilt with the key (workspace, address).
+        (
+            """CREATE TABLE agents_of_workspaces (
+                address TEXT NOT NULL,
+                workspace TEXT NOT NULL,
+                status TEXT NOT NULL,
+                created_at TEXT NOT NULL,
+                updated_at TEXT NOT NULL,
+                schema_version INTEGER NOT NULL,
+                feed_seq INTEGER NOT NULL DEFAULT 0,
+                generation INTEGER NOT NULL DEFAULT 0,
+                policy TEXT,
+                status_reason TEXT,
+                heartbeat_at TEXT,
+                metrics TEXT,
+                PRIMARY KEY (workspace, address)
+            )""",
+            "INSERT INTO agents_of_workspaces (address, workspace, status, created_at, "
+            "updated_at, schema_version, feed_seq, generation, policy, status_reason, "
+            "heartbeat_at, metrics) SELECT address, workspace, status, created_at, updated_at, "
+            "schema_version, feed_seq, generation, policy, status_reason, heartbeat_at, metrics "
+            "FROM agents",
+            "DROP TABLE agents",
+            "ALTER TABLE agents_of_workspaces RENAME TO agents",
+        ),
+    ),
+)
 
 LATEST = MIGRATIONS[-1].version
