@@ -505,9 +505,7 @@ def _counts_for_admission(policy: AgentPolicy) -> bool:
     )
 
 
-def check_claim(
-    tx: Tx, ctx: Ctx, agent: str, workspace: str | None = None
-) -> AgentStopped | None:
+def check_claim(tx: Tx, ctx: Ctx, agent: str, workspace: str | None = None) -> AgentStopped | None:
     """Why the agent may not take work now, or None."""
     row = find(tx, ctx, agent, workspace=workspace)
     return _stopped(row) if row is not None else None
