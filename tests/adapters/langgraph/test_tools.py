@@ -203,3 +203,117 @@ def test_every_boundary_is_reached_once(client: Client, monkeypatch: pytest.Monk
     # notify came from the journal: no second tool boundary for it
     assert seen == [("node", "tools"), ("tool", "pay"), ("node", "agent"), ("model", "10", "5")]
     assert client.get_intent(run.intent_id).status is Status.COMPLETED
+
+
+def _two_payments_graph(client: Client, effects: list[str]) -> Any:
+    """A model that pays twice in one step; each payment asks a person and charges once."""
+
+    @tool
+    def pay(amount: int) -> str:
+        """Pay a refund, once a person says so."""
+        decision = wait_for_human(f"Pay {amount} EUR?", key="pay")
+        if not decision.approved:
+            return f"not paid ({decision.outcome})"
+        return step("charge", lambda: effects.append(f"pay:{amount}") or f"paid {amount}")
+
+    calls = [
+        {"name": "pay", "args": {"amount": 10}, "id": "call_small"},
+        {"name": "pay", "args": {"amount": 9000}, "id": "call_big"},
+    ]
+
+    def agent(state: MessagesState) -> dict[str, Any]:
+        return {"messages": [AIMessage("", tool_calls=calls)]}
+
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_node("tools", tool_node([pay]))
+    g.add_edge(START, "agent")
+    g.add_edge("agent", "tools")
+    g.add_edge("tools", END)
+    return g.compile(checkpointer=TetherSaver(client))
+
+
+def test_each_call_of_a_step_asks_its_own_question_and_keeps_its_own_steps(
+    client: Client,
+) -> None:
+    """Two calls of one tool in one step share their task: each must still get its own wait
+    (approving one pays nothing else) and its own steps (each charge runs)."""
+    effects: list[str] = []
+    durable = DurableGraph(_two_payments_graph(client, effects), client, agent=AGENT)
+    run = durable.start({"messages": []})
+    asked = client.get_intent(run.intent_id)
+    assert run.status == "waiting" and asked.human_task is not None
+    first = asked.human_task.title
+    person(client).approve(run.intent_id)
+    run = durable.run(run.intent_id)
+    assert run.status == "waiting", "the other payment asks its own question"
+    second = client.get_intent(run.intent_id).human_task
+    assert second is not None and {first, second.title} == {"Pay 10 EUR?", "Pay 9000 EUR?"}
+    person(client).reject(run.intent_id)
+    done = durable.run(run.intent_id)
+    assert done.status == "completed"
+    approved = int(first.split()[1])
+    assert effects == [f"pay:{approved}"]
+    replies = {
+        m["tool_call_id"]: m["content"] for m in done.output["messages"] if m["type"] == "tool"
+    }
+    small, big = (
+        ("paid 10", "not paid (rejected)")
+        if approved == 10
+        else ("not paid (rejected)", "paid 9000")
+    )
+    assert replies == {"call_small": small, "call_big": big}
+    waits = client.list_waits(run.intent_id)
+    assert len(waits) == 2 and len({w.key for w in waits}) == 2
+
+
+def test_parallel_calls_each_record_their_own_step(client: Client) -> None:
+    effects: list[str] = []
+
+    @tool
+    def charge(who: str, amount: int) -> str:
+        """Charge a customer."""
+        return step("charge", lambda: effects.append(f"{who}:{amount}") or f"receipt {who}")
+
+    calls = [
+        {"name": "charge", "args": {"who": "ann", "amount": 10}, "id": "call_a"},
+        {"name": "charge", "args": {"who": "bob", "amount": 20}, "id": "call_b"},
+    ]
+    g = StateGraph(MessagesState)
+    g.add_node("agent", lambda state: {"messages": [AIMessage("", tool_calls=calls)]})
+    g.add_node("tools", tool_node([charge]))
+    g.add_edge(START, "agent")
+    g.add_edge("agent", "tools")
+    g.add_edge("tools", END)
+    durable = DurableGraph(g.compile(checkpointer=TetherSaver(client)), client, agent=AGENT)
+    done = durable.start({"messages": []})
+    assert done.status == "completed"
+    assert sorted(effects) == ["ann:10", "bob:20"]
+    replies = {
+        m["tool_call_id"]: m["content"] for m in done.output["messages"] if m["type"] == "tool"
+    }
+    assert replies == {"call_a": "receipt ann", "call_b": "receipt bob"}
+
+
+def test_a_run_parked_before_calls_had_their_own_waits_is_answered_where_it_waits(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run parked in a tool's wait by a release that keyed waits by the task alone is
+    answered under that key after the upgrade: the person is not asked again."""
+    import contextlib
+
+    import tether_langgraph._journal as journal
+
+    effects: list[str] = []
+    durable = DurableGraph(_agent_graph(client, effects), client, agent=AGENT)
+    with monkeypatch.context() as old_release:
+        old_release.setattr(journal, "in_tool_call", lambda call_id: contextlib.nullcontext())
+        run = durable.start({"messages": [HumanMessage("Refund order 42, please")]})
+    assert run.status == "waiting"
+    [parked] = client.list_waits(run.intent_id)
+    assert "/call/" not in parked.key
+    person(client).approve(run.intent_id)
+    done = durable.run(run.intent_id)
+    assert done.status == "completed"
+    assert effects == ["notify:refund coming", "pay:500"]
+    assert len(client.list_waits(run.intent_id)) == 1  # not asked again

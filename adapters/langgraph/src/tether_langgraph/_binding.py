@@ -9,7 +9,9 @@ is no binding, and the helpers fall back to plain LangGraph behaviour.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 from langchain_core.runnables import RunnableConfig
@@ -63,15 +65,47 @@ def binding_of(config: RunnableConfig | None = None) -> RunBinding | None:
     return found if isinstance(found, RunBinding) else None
 
 
+_TOOL_CALL: ContextVar[str | None] = ContextVar("tether_langgraph_tool_call", default=None)
+"""The id of the tool call whose body is running (set by the journaled ``ToolNode``)."""
+
+CALL_SEGMENT = "/call/"
+"""What a key scoped to a tool call holds after its task: ``lg/<task>/call/<id>/...``."""
+
+
+@contextmanager
+def in_tool_call(call_id: str | None) -> Iterator[None]:
+    """Scope the waits and steps a tool's body opens to its call: the calls of one
+    ``ToolNode`` step share their task, and each must have waits and steps of its own."""
+    token = _TOOL_CALL.set(call_id or None)
+    try:
+        yield
+    finally:
+        _TOOL_CALL.reset(token)
+
+
 def scoped_key(config: RunnableConfig, kind: str, key: str) -> str:
-    """A key unique to the running task (node execution) and stable when it re-runs.
+    """A key unique to the running task (node execution), and within a tool call of a
+    ``ToolNode`` to that call, and stable when it re-runs.
 
     LangGraph names each task ``node:task_id`` in ``checkpoint_ns`` (nested for subgraphs);
     the task id is derived from the checkpoint the task started from, so a node that re-runs
     on resume, or after a crash, gets the same key, and a later visit to the node another.
+    The calls of one ``ToolNode`` step share their task: a wait or step in a tool's body is
+    scoped to its call's id too, or two calls of a tool would share one person's answer.
     """
     task = str(config.get("configurable", {}).get("checkpoint_ns", ""))
-    return f"lg/{_layout.part(task)}/{kind}/{_layout.part(key)}"
+    call = _TOOL_CALL.get()
+    inner = f"{CALL_SEGMENT}{_layout.part(call)}" if call else ""
+    return f"lg/{_layout.part(task)}{inner}/{kind}/{_layout.part(key)}"
+
+
+def unscoped_from_call(key: str) -> str | None:
+    """The key a release before call scoping gave the same wait (its call segment taken
+    out), or None for a key that names no call."""
+    head, sep, rest = key.partition(CALL_SEGMENT)
+    if not sep or "/" not in rest:
+        return None
+    return f"{head}/{rest.split('/', 1)[1]}"
 
 
 def current_config() -> RunnableConfig:

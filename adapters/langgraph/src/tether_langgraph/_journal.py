@@ -22,7 +22,7 @@ from langgraph.types import Command
 from tether import ToolDenied
 
 from . import _boundaries
-from ._binding import RunBinding, binding_of, current_config, scoped_key
+from ._binding import RunBinding, binding_of, current_config, in_tool_call, scoped_key
 
 T = TypeVar("T")
 ToolOutput = ToolMessage | Command[Any]
@@ -83,7 +83,9 @@ def journal_tool_call(
         _boundaries.tool_call(binding, request.tool_call["name"])
     except ToolDenied as denied:
         return _denied(request, denied)
-    return _record(binding, key, execute(request))
+    with in_tool_call(request.tool_call.get("id")):
+        output = execute(request)
+    return _record(binding, key, output)
 
 
 async def ajournal_tool_call(
@@ -101,7 +103,8 @@ async def ajournal_tool_call(
         await asyncio.to_thread(_boundaries.tool_call, binding, request.tool_call["name"])
     except ToolDenied as denied:
         return _denied(request, denied)
-    output = await execute(request)
+    with in_tool_call(request.tool_call.get("id")):
+        output = await execute(request)
     return await asyncio.to_thread(_record, binding, key, output)
 
 

@@ -45,7 +45,7 @@ from tether import (
 from ._binding import CONFIG_KEY, RUN_METADATA_KEY, RunBinding
 from ._boundaries import BoundaryCallbacks
 from ._values import pack_input, to_json, unpack_input
-from ._waits import RECHECK, Decision, WaitRequest
+from ._waits import RECHECK, Decision, WaitRequest, wait_of
 
 logger = logging.getLogger("tether_langgraph")
 
@@ -210,15 +210,14 @@ class _Attempt:
         """Resume every interrupt whose wait has been answered; if none has, open the wait
         of the first and suspend."""
         answers: dict[str, Any] = {}
-        for item in interrupts:
-            request = self._request(item)
-            wait = self.binding.find_wait(request.key)
+        requests = [self._request(item) for item in interrupts]
+        for item, request in zip(interrupts, requests, strict=True):
+            wait = wait_of(self.binding, request)
             if wait is not None and not wait.is_open:
                 answers[item.id] = request.answer(wait)
         if answers:
             return Command(resume=answers)
-        item = interrupts[0]
-        request = self._request(item)
+        item, request = interrupts[0], requests[0]
         if request.kind == "tool" and request.key not in self.binding.starters:
             # The node that knows how to start the tool ran in a process that is gone: run
             # it again so that it says so, then open the wait.
@@ -230,7 +229,7 @@ class _Attempt:
 
     def _open(self, request: WaitRequest) -> Wait:
         client = self.durable.client
-        existing = self.binding.find_wait(request.key)
+        existing = wait_of(self.binding, request)
         if existing is not None:
             return existing
         try:

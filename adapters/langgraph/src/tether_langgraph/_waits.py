@@ -23,7 +23,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.types import Interrupt, interrupt
 from tether import TIMEOUT, Client, HumanTask, Lease, OnTimeout, Wait, WaitKind
 
-from ._binding import RunBinding, binding_of, current_config, scoped_key
+from ._binding import RunBinding, binding_of, current_config, scoped_key, unscoped_from_call
 
 ENVELOPE = "tether"
 """The key of an interrupt value that carries a tether wait request."""
@@ -223,6 +223,26 @@ def tool_request(
     )  # fmt: skip
 
 
+def wait_of(binding: RunBinding, request: WaitRequest) -> Wait | None:
+    """The run's wait for ``request``: under its key, or, for a wait in a tool call, under the
+    key a release before call scoping gave it (a run it parked is answered there), if that
+    wait asked the same (the same task, or the same tool): two calls of one step that asked
+    different things never share an answer."""
+    wait = binding.find_wait(request.key)
+    legacy = unscoped_from_call(request.key) if wait is None else None
+    if legacy is None:
+        return wait
+    old = binding.find_wait(legacy)
+    if old is None or old.kind.value != request.kind:
+        return None
+    if request.kind == "human":
+        asked = old.human_task
+        same = asked is not None and request.task is not None and asked.title == request.task.title
+    else:
+        same = old.tool_name == request.tool_name
+    return old if same else None
+
+
 def await_request(request: WaitRequest, binding: RunBinding | None) -> Wait | Any:
     """The closed wait for ``request`` (in a run), or the resume value (outside one).
 
@@ -232,7 +252,7 @@ def await_request(request: WaitRequest, binding: RunBinding | None) -> Wait | An
     if binding is None:
         return interrupt(request.to_value())
     while True:
-        wait = binding.find_wait(request.key)
+        wait = wait_of(binding, request)
         if wait is not None and not wait.is_open:
             return wait
         interrupt(request.to_value())
@@ -243,7 +263,7 @@ async def aawait_request(request: WaitRequest, binding: RunBinding | None) -> Wa
     if binding is None:
         return interrupt(request.to_value())
     while True:
-        wait = await asyncio.to_thread(binding.find_wait, request.key)
+        wait = await asyncio.to_thread(wait_of, binding, request)
         if wait is not None and not wait.is_open:
             return wait
         interrupt(request.to_value())
