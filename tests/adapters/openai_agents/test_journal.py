@@ -4,11 +4,13 @@ crash replays the journal instead of asking the model again or repeating a finis
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 import tether
-from agents import Agent, RunContextWrapper, RunHooks, Runner, Tool, function_tool
+from agents import Agent, RunContextWrapper, RunHooks, Runner, Tool, ToolOutputText, function_tool
+from pydantic import BaseModel
 from tether import Status
 from tether_openai_agents import DEFAULT_INTENT_TYPE, DurableRunner, TetherSession
 from tether_openai_agents.testing import ScriptedModel, journal, tool_call
@@ -178,3 +180,35 @@ def test_outside_a_durable_run_the_agent_is_the_users_own() -> None:
     result = run(Runner.run(app.runners[PAY].agent, "Pay invoice 42"))  # no tether involved
     assert result.final_output.endswith("paid 500 EUR to ACME")
     assert app.effects.read() == ["lookup:42", "pay:500:ACME"]
+
+
+class _Invoice(BaseModel):
+    invoice: str
+    amount: int
+
+
+@pytest.mark.parametrize(
+    "output",
+    [
+        "paid",
+        {"invoice": "42", "amount": 500},
+        ["42", 500],
+        ("42", 500),
+        _Invoice(invoice="42", amount=500),
+        3.5,
+        None,
+        {1: "a"},
+        ToolOutputText(text="paid"),
+        [ToolOutputText(text="a"), {"type": "text", "text": "b"}],
+    ],
+)
+def test_a_replayed_tool_output_reads_to_the_model_as_the_first_did(output: Any) -> None:
+    """The next turn's journal key is a digest of what the model was given: a replayed tool
+    output that read differently (a tuple back as a list, a model back as a dict) would miss
+    the recorded turn, ask the model again and run a paid call again under a new call id."""
+    from agents.items import ItemHelpers
+    from tether_openai_agents._codec import decode_output, encode_output
+
+    stored = json.loads(json.dumps(encode_output(output)))  # as the journal keeps it
+    replayed = decode_output(stored)
+    assert ItemHelpers._convert_tool_output(replayed) == ItemHelpers._convert_tool_output(output)

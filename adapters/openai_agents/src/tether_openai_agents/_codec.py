@@ -9,7 +9,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from agents import ModelResponse
+from agents import ModelResponse, ToolOutputFileContent, ToolOutputImage, ToolOutputText
 from agents.usage import deserialize_usage, serialize_usage
 from openai.types.responses import ResponseOutputItem
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -110,16 +110,42 @@ def decode_response(data: dict[str, Any]) -> ModelResponse:
     )
 
 
-def encode_output(value: Any) -> dict[str, Any]:
-    """A tool's output as JSON: the value itself when it is JSON, its JSON form for a pydantic
-    model (the SDK accepts the dict forms of its structured outputs), else its text."""
+def _structured(value: Any) -> bool:
+    """Whether the SDK sends ``value`` to the model as structured output (its ``ToolOutput*``
+    types, their dict forms with a ``type``, or a list of them) rather than as ``str(value)``."""
+    if isinstance(value, ToolOutputText | ToolOutputImage | ToolOutputFileContent):
+        return True
+    if isinstance(value, dict):
+        return "type" in value
+    if isinstance(value, list | tuple):
+        return bool(value) and all(_structured(item) for item in value)
+    return False
+
+
+def _json_form(value: Any) -> Any:
     if isinstance(value, BaseModel):
-        return {"json": value.model_dump(mode="json")}
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_json_form(item) for item in value]
+    return value
+
+
+def encode_output(value: Any, *, schema: bool = False) -> dict[str, Any]:
+    """A tool's output as it is journaled, so that a replay gives the model the same input
+    (the next turn's journal key is a digest of it): text as text; the SDK's structured
+    outputs, or any output of a tool with an output schema (``schema``), in their JSON form
+    (which the SDK renders as it renders the value); any other value as JSON only if it
+    renders as the value did (``str``), else as the text the model was shown (a tuple or a
+    pydantic model would come back as a list or a dict and read differently)."""
+    if isinstance(value, str):
+        return {"json": value}
+    if schema or _structured(value):
+        return {"json": _json_form(value)}
     try:
-        json.dumps(value)
+        back = json.loads(json.dumps(value))
     except (TypeError, ValueError):
         return {"text": str(value)}
-    return {"json": value}
+    return {"json": back} if str(back) == str(value) else {"text": str(value)}
 
 
 def decode_output(data: dict[str, Any]) -> Any:

@@ -95,7 +95,7 @@ async def _invoke(
         if recorded is not None:
             return decode_output(recorded)
         output = external_output(wait, tool.name)
-        await binding.record(key, encode_output(output))
+        await binding.record(key, encode_output(output, schema=_has_schema(tool)))
         return output
     if (
         await needs_approval(tool, ctx, arguments)
@@ -110,5 +110,13 @@ async def _invoke(
     if denied is not None:
         return denied
     output = await inner(ctx, arguments)
-    binding.hold(key, encode_output(output))  # written with the next turn, in one commit
+    # written with the next turn, in one commit
+    binding.hold(key, encode_output(output, schema=_has_schema(tool)))
     return output
+
+
+def _has_schema(tool: FunctionTool) -> bool:
+    """Whether the tool declares an output schema (the SDK then renders its JSON form)."""
+    return getattr(tool, "output_json_schema", None) is not None or (
+        getattr(tool, "_output_type_adapter", None) is not None
+    )
