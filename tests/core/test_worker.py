@@ -319,3 +319,55 @@ def test_per_claimer_state_stays_bounded_as_agents_come_and_go(db_url: str) -> N
         assert len(engine._idle) <= 4096 and len(engine._claim_turns) <= 4096
         assert ("agent://churn/a4999", "w") in engine._idle  # the newest are kept
         assert "agent://churn/a0" not in engine._claim_turns  # the oldest forgotten
+
+
+def test_a_rate_limited_worker_slows_down_and_runs_each_step_once(db_url: str) -> None:
+    """Over HTTP, the server's per-key limit answers 429 to claims and to steps' records: a
+    worker waits as asked and goes on (never failing the intent, never running a step
+    again), where it used to fail the intent or stop."""
+    from tether.settings import Settings
+
+    from ..server_harness import running_server
+
+    ran: list[int] = []
+    worker = tether.Worker(agent=AGENT, lease_seconds=30.0, poll_seconds=0.05)
+
+    @worker.handler("shop.order.v1")
+    def order(ctx: tether.WorkContext) -> int:
+        return sum(ctx.step(f"s{i}", lambda i=i: ran.append(i) or i) for i in range(6))
+
+    with tether.connect(db_url) as local:
+        key = local.engine.create_key(tether.KeyRole.AGENT, agent=AGENT).secret
+        limited = Settings(rate_limit=4.0, rate_burst=2.0)
+        with (
+            running_server(local.engine, limited) as url,
+            tether.connect(url, api_key=key) as client,
+        ):
+            ids = [client.create_intent("shop.order.v1", AGENT).intent_id for _ in range(2)]
+            assert worker.run(client, max_intents=2) == 2
+        done = [local.get_intent(i) for i in ids]
+    assert [(i.status, i.result) for i in done] == [(Status.COMPLETED, 15)] * 2
+    assert sorted(ran) == sorted(list(range(6)) * 2)  # each step's body once per intent
+
+
+def test_a_worker_that_knows_its_lease_is_lost_runs_no_further_step(
+    client: tether.Client,
+) -> None:
+    """When the lease's renewal finds it taken (the heartbeat sets the context's flag), the
+    next step's body does not run: another worker may be running the intent now."""
+    ran: list[str] = []
+    worker = tether.Worker(client, agent=AGENT, poll_seconds=0.01)
+
+    @worker.handler("refund.request.v1")
+    def handle(ctx: tether.WorkContext) -> str:
+        ctx.step("first", lambda: ran.append("first") or "ok")
+        ctx._lost.set()  # as the lease heartbeat does on LeaseLost
+        ctx.step("second", lambda: ran.append("second") or "ok")
+        return "done"
+
+    intent = client.create_intent("refund.request.v1", AGENT)
+    assert worker.run_once()
+    assert ran == ["first"]
+    left = client.get_intent(intent.intent_id)
+    assert left.status is Status.IN_PROGRESS  # not failed: left to whoever holds it now
+    assert [s.key for s in client.list_steps(intent.intent_id)] == ["first"]

@@ -234,7 +234,9 @@ _BY_STATUS: dict[int, type[TetherError]] = {
     413: PayloadTooLarge,
     422: InvalidRequest,
     429: RateLimited,
+    502: StoreError,  # (a proxy before the server: it is away for now, as on a 503)
     503: StoreError,
+    504: StoreError,
 }
 
 

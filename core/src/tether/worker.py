@@ -36,11 +36,13 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from .client import AgentGuard, Client, default_owner
+from .client._sync import transient
 from .errors import (
     AgentStopped,
     Forbidden,
     IntentTerminal,
     LeaseLost,
+    RateLimited,
     StoreClosed,
     StoreError,
     TetherError,
@@ -243,12 +245,22 @@ class WorkContext:
         else:
             self.client.authorize_tool(self.intent.intent_id, tool, lease=self.lease)
 
+    def _held(self) -> None:
+        """Before anything runs or opens: a lease this worker knows it lost ends the handler
+        (another worker may run the intent now; a step's body must not run twice at once)."""
+        if self._lost.is_set():
+            raise LeaseLost(
+                f"the lease on intent {self.intent.intent_id} was lost; another worker goes on",
+                details={"intent_id": self.intent.intent_id},
+            )
+
     def _once(self, key: str, fn: Callable[[], T], boundary: Callable[[], None]) -> T:
         if self._steps is None:
             self._steps = {s.key: s for s in self.client.list_steps(self.intent.intent_id)}
         done = self._steps.get(key)
         if done is not None:
             return done.result  # type: ignore[no-any-return]
+        self._held()
         boundary()
         value = fn()
         recorded = self._record(key, value)
@@ -286,6 +298,7 @@ class WorkContext:
         first run) suspend the handler until it does."""
         wait = self._existing(key)
         if wait is None:
+            self._held()
             wait = self.client.open_wait(self.intent.intent_id, spec(), lease=self.lease)
         if wait.is_open:
             raise Suspended(wait)
@@ -327,6 +340,7 @@ class WorkContext:
         so it should be idempotent (the token is the same each time)."""
         wait = self._existing(key)
         if wait is None:
+            self._held()
             spec = WaitSpec(kind=WaitKind.TOOL, key=key, tool_name=tool_name,
                             heartbeat_timeout_seconds=heartbeat_timeout)  # fmt: skip
             wait = self.client.open_wait(self.intent.intent_id, spec, lease=self.lease)
@@ -399,10 +413,13 @@ class Worker:
             except StoreClosed:  # closed by this process: no use waiting for it
                 logger.info("the store is closed; the worker stops")
                 break
-            except StoreError as exc:
-                outage += 1  # the store or server is away (a restart): wait and try again
+            except (StoreError, RateLimited) as exc:
+                if not transient(exc):
+                    raise
+                outage += 1  # the store or server is away (a restart), or asks to slow down
                 logger.warning("cannot reach the store (%s); retrying", exc.message)
-                self._stop.wait(min(5.0, 0.1 * 2**outage))
+                pace = exc.retry_after if isinstance(exc, RateLimited) else 0.0
+                self._stop.wait(max(pace, min(5.0, 0.1 * 2**outage)))
         return done
 
     def run_once(self) -> bool:
@@ -465,18 +482,26 @@ class Worker:
             logger.info("intent %s ended while it ran (canceled?); stopped", intent_id)
         except LeaseLost:
             logger.warning("lost the lease on intent %s; another worker continues it", intent_id)
-        except StoreError as exc:  # the store or server went away: not the handler's fault
+        except (StoreError, RateLimited) as exc:
+            if not transient(exc):
+                self._failed(client, claim, intent_id, exc)
+                return
+            # the store or server went away, or asked to slow down: not the handler's fault
             logger.warning("intent %s left for a retry: %s", intent_id, exc.message)
         except Exception as exc:
-            logger.exception("handler failed on intent %s", intent_id)
-            try:
-                client.fail(
-                    intent_id,
-                    ErrorInfo(code="handler_error", message=f"{type(exc).__name__}: {exc}"[:2000]),
-                    lease=claim.lease,
-                )
-            except TetherError:
-                logger.exception("could not record the failure of intent %s", intent_id)
+            self._failed(client, claim, intent_id, exc)
+
+    def _failed(self, client: Client, claim: Claim, intent_id: str, exc: Exception) -> None:
+        """The handler failed: the intent fails with its error (``handler_error``)."""
+        logger.error("handler failed on intent %s", intent_id, exc_info=exc)
+        try:
+            client.fail(
+                intent_id,
+                ErrorInfo(code="handler_error", message=f"{type(exc).__name__}: {exc}"[:2000]),
+                lease=claim.lease,
+            )
+        except TetherError:
+            logger.exception("could not record the failure of intent %s", intent_id)
 
     def _beat(self, client: Client) -> None:
         """The agent's heartbeat (its health in the mesh), at most every 10 seconds."""

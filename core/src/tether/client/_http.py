@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json as _json
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -91,6 +92,12 @@ def _is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, _Retryable | httpx.TransportError)
 
 
+def _refused(exc: BaseException) -> bool:
+    """A call that did not reach the server's handling (a rate limit's 429 is all a call
+    without an idempotency key is made again for)."""
+    return isinstance(exc, _Retryable)
+
+
 def _lease(token: str | None) -> dict[str, str]:
     return {"X-Lease-Token": token} if token else {}
 
@@ -151,24 +158,36 @@ class HttpBackend:
                 headers={**(headers or {}), "content-type": "application/json"},
                 timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
             )  # fmt: skip
-            if retry_it and response.status_code in _RETRY_STATUS and not _policy(response):
+            if (
+                response.status_code in _RETRY_STATUS
+                and (retry_it or response.status_code == 429)
+                and not _policy(response)
+            ):
                 raise _Retryable(response)
             return response
 
+        def again(retryable: Callable[[BaseException], bool]) -> httpx.Response:
+            runner = retry(
+                retry=retry_if_exception(retryable),
+                stop=stop_after_attempt(self._retries + 1),
+                wait=_retry_wait,
+                reraise=True,
+            )(once)
+            try:
+                return runner()
+            except _Retryable as exc:
+                return exc.response
+
         try:
             if retry_it:
-                runner = retry(
-                    retry=retry_if_exception(_is_retryable),
-                    stop=stop_after_attempt(self._retries + 1),
-                    wait=_retry_wait,
-                    reraise=True,
-                )(once)
-                try:
-                    response = runner()
-                except _Retryable as exc:
-                    response = exc.response
+                response = again(_is_retryable)
             else:
-                response = once()
+                try:
+                    response = once()
+                except _Retryable:
+                    # Any call is made again after a rate limit's 429: it was refused before
+                    # anything was done. (No other failure: a write may have been applied.)
+                    response = again(_refused)
         except httpx.TransportError as exc:  # one error class for "the server is not there"
             raise StoreError(
                 f"cannot reach {self.url}: {type(exc).__name__}: {exc}", code="server_unreachable"

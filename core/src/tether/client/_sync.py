@@ -11,7 +11,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential, wait_random
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_delay,
+    wait_exponential,
+    wait_random,
+)
 
 from ..clock import Clock
 from ..engine import Engine
@@ -19,6 +26,7 @@ from ..errors import (
     ApprovalPending,
     CorruptStore,
     InvalidRequest,
+    RateLimited,
     StoreClosed,
     StoreError,
     TetherError,
@@ -69,10 +77,23 @@ def default_owner() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
-def _outage(exc: BaseException) -> bool:
+def transient(exc: BaseException) -> bool:
     """The store or server is away for now (not corrupt, not closed by this process: those
-    do not pass by waiting)."""
+    do not pass by waiting), or the server's rate limiter asked this key to slow down (it
+    refuses before anything is done, so any call may be made again)."""
+    if isinstance(exc, RateLimited):
+        return exc.code == RateLimited.code  # (not an agent's intent limit or spend cap)
     return isinstance(exc, StoreError) and not isinstance(exc, CorruptStore | StoreClosed)
+
+
+_BACKOFF = wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05)
+
+
+def _backoff(state: RetryCallState) -> float:
+    """The pause before the next try: what a rate limit asked for, else the back-off."""
+    exc = state.outcome.exception() if state.outcome is not None else None
+    pace = exc.retry_after if isinstance(exc, RateLimited) else 0.0
+    return max(pace, _BACKOFF(state))
 
 
 def _token(lease: Lease | str | None) -> str | None:
@@ -476,13 +497,13 @@ class Client:
         started = time.monotonic()
         try:
             return record()  # the usual case, without building a retry policy for it
-        except StoreError as exc:
-            if not _outage(exc):
+        except (StoreError, RateLimited) as exc:
+            if not transient(exc):
                 raise
         retrying = Retrying(
-            retry=retry_if_exception(_outage),
+            retry=retry_if_exception(transient),
             stop=stop_after_delay(max(0.0, retry_for - (time.monotonic() - started))),
-            wait=wait_exponential(multiplier=0.05, max=1.0) + wait_random(0, 0.05),
+            wait=_backoff,
             sleep=pause,  # on an event loop (AsyncClient, embedded store): awaited there
             reraise=True,
         )
