@@ -138,3 +138,16 @@ def test_child_listing_by_parent(client: tether.Client) -> None:
     assert child.parent_intent_id == parent.intent_id
     kids = client.list_intents(parent_intent_id=parent.intent_id).items
     assert [k.intent_id for k in kids] == [child.intent_id]
+
+
+@pytest.mark.parametrize("bad", ["", "../../mesh/agents/test/refunds/kill#", "a/b", "x?y=1", ".."])
+def test_an_id_is_only_ever_an_id(client: tether.Client, bad: str) -> None:
+    """Over HTTP an id is one quoted path segment: none reaches another route (here, an
+    agent's kill), and every transport answers NotFound."""
+    intent = new_intent(client)
+    client.register_agent(AGENT)
+    for call in (client.get_intent, client.acknowledge, client.list_events):
+        with pytest.raises(tether.NotFound):
+            call(bad)
+    assert client.get_agent(AGENT).status is tether.AgentStatus.ACTIVE
+    assert client.get_intent(intent.intent_id).status is Status.SUBMITTED

@@ -11,6 +11,7 @@ import json as _json
 import uuid
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 from pydantic import BaseModel
@@ -25,7 +26,14 @@ from tenacity import (
 )
 
 from ..clock import Clock, to_text
-from ..errors import InvalidRequest, StoreError, TetherError, WaitTimeout, error_from_wire
+from ..errors import (
+    InvalidRequest,
+    NotFound,
+    StoreError,
+    TetherError,
+    WaitTimeout,
+    error_from_wire,
+)
 from ..model import (
     Agent,
     AgentPolicy,
@@ -96,6 +104,19 @@ def _refused(exc: BaseException) -> bool:
     """A call that did not reach the server's handling (a rate limit's 429 is all a call
     without an idempotency key is made again for)."""
     return isinstance(exc, _Retryable)
+
+
+def _q(value: str) -> str:
+    """An id as one path segment: quoted, so that no id can reach another route (``/``,
+    ``..``, ``?`` and ``#`` are data here); an empty id names nothing."""
+    if not value:
+        raise NotFound("no such item: the id is empty")
+    return quote(value, safe="")
+
+
+def _segments(path: str) -> str:
+    """An agent address's ``workspace/name`` as path segments, each quoted."""
+    return "/".join(_q(part) for part in path.split("/"))
 
 
 def _lease(token: str | None) -> dict[str, str]:
@@ -243,7 +264,7 @@ class HttpBackend:
         return Intent.from_wire(self._post("/v1/intents", body, idem=idempotency_key)["intent"])
 
     def get_intent(self, intent_id: str, *, actor: Principal | None = None) -> Intent:
-        return Intent.from_wire(self._get(f"/v1/intents/{intent_id}")["intent"])
+        return Intent.from_wire(self._get(f"/v1/intents/{_q(intent_id)}")["intent"])
 
     def list_intents(
         self,
@@ -275,14 +296,14 @@ class HttpBackend:
     def list_events(
         self, intent_id: str, *, since: int = 0, limit: int = 1000, actor: Principal | None = None
     ) -> list[Event]:
-        data = self._get(f"/v1/intents/{intent_id}/events", {"since": since, "limit": limit})
+        data = self._get(f"/v1/intents/{_q(intent_id)}/events", {"since": since, "limit": limit})
         return [Event.model_validate(e) for e in data["events"]]
 
     def acknowledge(
         self, intent_id: str, *, lease_token: str | None = None, actor: Principal | None = None
     ) -> Intent:
         return Intent.from_wire(
-            self._post(f"/v1/intents/{intent_id}/acknowledge", lease=lease_token)["intent"]
+            self._post(f"/v1/intents/{_q(intent_id)}/acknowledge", lease=lease_token)["intent"]
         )
 
     def start(
@@ -295,7 +316,7 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> Lease:
         body = {"owner": owner, "lease_seconds": lease_seconds, "lease_token": lease_token}
-        return Lease.model_validate(self._post(f"/v1/intents/{intent_id}/start", body)["lease"])
+        return Lease.model_validate(self._post(f"/v1/intents/{_q(intent_id)}/start", body)["lease"])
 
     def resolve(
         self,
@@ -314,7 +335,7 @@ class HttpBackend:
         if reason is not None:
             body["reason"] = reason
         return Intent.from_wire(
-            self._post(f"/v1/intents/{intent_id}/resolve", body, lease=lease_token)["intent"]
+            self._post(f"/v1/intents/{_q(intent_id)}/resolve", body, lease=lease_token)["intent"]
         )
 
     # -- waits -------------------------------------------------------------------------------
@@ -327,7 +348,7 @@ class HttpBackend:
         lease_token: str | None = None,
         actor: Principal | None = None,
     ) -> Wait:
-        data = self._post(f"/v1/intents/{intent_id}/waits", _dump(spec), lease=lease_token)
+        data = self._post(f"/v1/intents/{_q(intent_id)}/waits", _dump(spec), lease=lease_token)
         return Wait.model_validate(data["wait"])
 
     def wait_for_child(
@@ -347,15 +368,15 @@ class HttpBackend:
         if spec is not None:
             body["deadline_at"] = to_text(spec.deadline_at) if spec.deadline_at else None
             body["on_timeout"] = spec.on_timeout.model_dump(mode="json")
-        data = self._post(f"/v1/intents/{intent_id}/children", body, lease=lease_token)
+        data = self._post(f"/v1/intents/{_q(intent_id)}/children", body, lease=lease_token)
         return Intent.from_wire(data["intent"]), Wait.model_validate(data["wait"])
 
     def get_wait(self, wait_id: str, *, actor: Principal | None = None) -> Wait:
-        return Wait.model_validate(self._get(f"/v1/waits/{wait_id}")["wait"])
+        return Wait.model_validate(self._get(f"/v1/waits/{_q(wait_id)}")["wait"])
 
     def list_waits(self, intent_id: str, *, actor: Principal | None = None) -> list[Wait]:
         return [
-            Wait.model_validate(w) for w in self._get(f"/v1/intents/{intent_id}/waits")["waits"]
+            Wait.model_validate(w) for w in self._get(f"/v1/intents/{_q(intent_id)}/waits")["waits"]
         ]
 
     def respond(
@@ -369,7 +390,7 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> Intent:
         body = {"outcome": outcome, "comment": comment, "data": data, "wait_id": wait_id}
-        return Intent.from_wire(self._post(f"/v1/intents/{intent_id}/respond", body)["intent"])
+        return Intent.from_wire(self._post(f"/v1/intents/{_q(intent_id)}/respond", body)["intent"])
 
     def resume(
         self,
@@ -384,11 +405,11 @@ class HttpBackend:
     ) -> Intent:
         body = {"outcome": outcome, "result": result, "comment": comment, "wait_id": wait_id}
         return Intent.from_wire(
-            self._post(f"/v1/intents/{intent_id}/resume", body, lease=lease_token)["intent"]
+            self._post(f"/v1/intents/{_q(intent_id)}/resume", body, lease=lease_token)["intent"]
         )
 
     def reply(self, intent_id: str, message: str, *, actor: Principal | None = None) -> Intent:
-        self._post(f"/v1/inbox/{intent_id}/reply", {"message": message})
+        self._post(f"/v1/inbox/{_q(intent_id)}/reply", {"message": message})
         return self.get_intent(intent_id)
 
     def delegate(
@@ -399,7 +420,9 @@ class HttpBackend:
         note: str | None = None,
         actor: Principal | None = None,
     ) -> Intent:
-        self._post(f"/v1/inbox/{intent_id}/delegate", {"delegate_to": delegate_to, "note": note})
+        self._post(
+            f"/v1/inbox/{_q(intent_id)}/delegate", {"delegate_to": delegate_to, "note": note}
+        )
         return self.get_intent(intent_id)
 
     def complete_tool(
@@ -411,13 +434,15 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> Intent:
         return Intent.from_wire(
-            self._post(f"/v1/callbacks/{token}", {"result": result, "error": error})["intent"]
+            self._post(f"/v1/callbacks/{_q(token)}", {"result": result, "error": error})["intent"]
         )
 
     def heartbeat_tool(
         self, token: str, *, extend_seconds: float | None = None, actor: Principal | None = None
     ) -> Wait:
-        data = self._post(f"/v1/callbacks/{token}/heartbeat", {"extend_seconds": extend_seconds})
+        data = self._post(
+            f"/v1/callbacks/{_q(token)}/heartbeat", {"extend_seconds": extend_seconds}
+        )
         return Wait.model_validate(data["wait"])
 
     def list_tasks(
@@ -432,12 +457,12 @@ class HttpBackend:
     # -- journal and state -------------------------------------------------------------------
 
     def get_step(self, intent_id: str, key: str, *, actor: Principal | None = None) -> Step | None:
-        step = self._get(f"/v1/intents/{intent_id}/step", {"key": key})["step"]
+        step = self._get(f"/v1/intents/{_q(intent_id)}/step", {"key": key})["step"]
         return Step.model_validate(step) if step is not None else None
 
     def list_steps(self, intent_id: str, *, actor: Principal | None = None) -> list[Step]:
         return [
-            Step.model_validate(s) for s in self._get(f"/v1/intents/{intent_id}/steps")["steps"]
+            Step.model_validate(s) for s in self._get(f"/v1/intents/{_q(intent_id)}/steps")["steps"]
         ]
 
     def record_step(
@@ -453,13 +478,13 @@ class HttpBackend:
         body: dict[str, Any] = {"key": key, "result": result}
         if usage is not None:
             body["usage"] = usage.model_dump(mode="json")
-        data = self._post(f"/v1/intents/{intent_id}/steps", body, lease=lease_token)
+        data = self._post(f"/v1/intents/{_q(intent_id)}/steps", body, lease=lease_token)
         return Step.model_validate(data["step"])
 
     def get_state(
         self, intent_id: str, key: str = "default", *, actor: Principal | None = None
     ) -> StateRecord | None:
-        state = self._get(f"/v1/intents/{intent_id}/state", {"key": key})["state"]
+        state = self._get(f"/v1/intents/{_q(intent_id)}/state", {"key": key})["state"]
         return StateRecord.model_validate(state) if state is not None else None
 
     def put_state(
@@ -474,7 +499,7 @@ class HttpBackend:
     ) -> StateRecord:
         body = {"key": key, "data": data, "expected_version": expected_version}
         out = self._send(
-            "PUT", f"/v1/intents/{intent_id}/state", json=body, headers=_lease(lease_token)
+            "PUT", f"/v1/intents/{_q(intent_id)}/state", json=body, headers=_lease(lease_token)
         )
         return StateRecord.model_validate(out["state"])
 
@@ -488,7 +513,7 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> list[StateEntry]:
         params = {"prefix": prefix, "after": after, "limit": limit}
-        data = self._get(f"/v1/intents/{intent_id}/state/keys", params)
+        data = self._get(f"/v1/intents/{_q(intent_id)}/state/keys", params)
         return [StateEntry.model_validate(k) for k in data["keys"]]
 
     def delete_state(
@@ -503,7 +528,7 @@ class HttpBackend:
         params: dict[str, Any] = {"key": key}
         if expected_version is not None:
             params["expected_version"] = expected_version
-        return bool(self._delete(f"/v1/intents/{intent_id}/state", params, lease_token))
+        return bool(self._delete(f"/v1/intents/{_q(intent_id)}/state", params, lease_token))
 
     def delete_state_prefix(
         self,
@@ -513,7 +538,7 @@ class HttpBackend:
         lease_token: str | None = None,
         actor: Principal | None = None,
     ) -> int:
-        return self._delete(f"/v1/intents/{intent_id}/state", {"prefix": prefix}, lease_token)
+        return self._delete(f"/v1/intents/{_q(intent_id)}/state", {"prefix": prefix}, lease_token)
 
     # -- leases ------------------------------------------------------------------------------
 
@@ -550,7 +575,7 @@ class HttpBackend:
         limit: int = 100,
         actor: Principal | None = None,
     ) -> list[FeedItem]:
-        path = agent.removeprefix("agent://")
+        path = _segments(agent.removeprefix("agent://"))
         status = ",".join(s.value for s in statuses) if statuses else None
         data = self._get(
             f"/v1/agents/{path}/intents", {"since": since, "status": status, "limit": limit}
@@ -566,7 +591,7 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> Claim:
         found = self._post(
-            f"/v1/intents/{intent_id}/claim", {"owner": owner, "lease_seconds": lease_seconds}
+            f"/v1/intents/{_q(intent_id)}/claim", {"owner": owner, "lease_seconds": lease_seconds}
         )
         return Claim.model_validate(_claim_json(found["claim"]))
 
@@ -579,19 +604,19 @@ class HttpBackend:
         actor: Principal | None = None,
     ) -> Lease:
         data = self._post(
-            f"/v1/intents/{intent_id}/lease/heartbeat",
+            f"/v1/intents/{_q(intent_id)}/lease/heartbeat",
             {"token": token, "lease_seconds": lease_seconds},
         )
         return Lease.model_validate(data["lease"])
 
     def release_lease(self, intent_id: str, token: str, *, actor: Principal | None = None) -> None:
-        self._post(f"/v1/intents/{intent_id}/lease/release", {"token": token})
+        self._post(f"/v1/intents/{_q(intent_id)}/lease/release", {"token": token})
 
     # -- mesh --------------------------------------------------------------------------------
 
     @staticmethod
     def _agent_path(address: str) -> str:
-        return f"/v1/mesh/agents/{address.removeprefix('agent://')}"
+        return f"/v1/mesh/agents/{_segments(address.removeprefix('agent://'))}"
 
     def get_agent(self, address: str, *, actor: Principal | None = None) -> Agent:
         return Agent.model_validate(self._get(self._agent_path(address))["agent"])
@@ -671,7 +696,7 @@ class HttpBackend:
         lease_token: str | None = None,
         actor: Principal | None = None,
     ) -> None:
-        self._post(f"/v1/intents/{intent_id}/check", {"tool": tool}, lease=lease_token)
+        self._post(f"/v1/intents/{_q(intent_id)}/check", {"tool": tool}, lease=lease_token)
 
     def report_usage(
         self,
@@ -686,11 +711,11 @@ class HttpBackend:
     ) -> UsageReport:
         body = {"model": model, "tokens_in": tokens_in, "tokens_out": tokens_out,
                 "cost_usd": cost_usd}  # fmt: skip
-        data = self._post(f"/v1/intents/{intent_id}/usage", body, lease=lease_token)
+        data = self._post(f"/v1/intents/{_q(intent_id)}/usage", body, lease=lease_token)
         return UsageReport.model_validate(data["usage"])
 
     def intent_usage(self, intent_id: str, *, actor: Principal | None = None) -> SpendWindow:
-        return SpendWindow.model_validate(self._get(f"/v1/intents/{intent_id}/usage")["usage"])
+        return SpendWindow.model_validate(self._get(f"/v1/intents/{_q(intent_id)}/usage")["usage"])
 
     def watch_agent(
         self,
@@ -733,7 +758,7 @@ class HttpBackend:
         return [ApiKey.model_validate(k) for k in self._get("/v1/keys")["keys"]]
 
     def revoke_key(self, key_id: str) -> None:
-        self._send("DELETE", f"/v1/keys/{key_id}")
+        self._send("DELETE", f"/v1/keys/{_q(key_id)}")
 
     def wait_for_intent(
         self,
@@ -752,7 +777,7 @@ class HttpBackend:
             remaining = 30.0 if limit is None else limit - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(
-                    f"intent {intent_id} is still {intent.status.value}",
+                    f"intent {_q(intent_id)} is still {intent.status.value}",
                     details={
                         "intent_id": intent_id,
                         "status": intent.status.value,
@@ -761,7 +786,7 @@ class HttpBackend:
                 )
             window = max(0.0, min(remaining, 30.0))
             data = self._get(
-                f"/v1/intents/{intent_id}",
+                f"/v1/intents/{_q(intent_id)}",
                 {"wait_seconds": window, "after_seq": intent.seq},
                 timeout=window + 10.0,
             )
