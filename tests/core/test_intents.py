@@ -140,7 +140,7 @@ def test_child_listing_by_parent(client: tether.Client) -> None:
     assert [k.intent_id for k in kids] == [child.intent_id]
 
 
-@pytest.mark.parametrize("bad", ["", "../../mesh/agents/test/refunds/kill#", "a/b", "x?y=1", ".."])
+@pytest.mark.parametrize("bad", ["", "../mesh/agents/test/refunds/kill#", "a/b", "x?y=1", ".."])
 def test_an_id_is_only_ever_an_id(client: tether.Client, bad: str) -> None:
     """Over HTTP an id is one quoted path segment: none reaches another route (here, an
     agent's kill), and every transport answers NotFound."""
