@@ -192,3 +192,30 @@ def test_agents_commands(db_url: str) -> None:
     ]
     bad = tether_cmd("agents", "policy", "test/refunds", "--max-cost-day", "-5", "--db", db_url)
     assert bad.returncode == 1 and "invalid_policy" in bad.stderr
+
+
+def test_worker_and_serve_refuse_what_they_cannot_do_with_one_clear_line(db_url: str) -> None:
+    from .server.conftest import start_server
+
+    server = start_server(db_url)  # (keys exist once one is made below)
+    try:
+        with tether.connect(db_url) as client:
+            key = client.engine.create_key(tether.KeyRole.AGENT, agent="agent://test/other")
+        # another agent's key: refused by the server, reported in one line, exit 1
+        ran = tether_cmd("worker", "tests.core._worker_app:worker", "--url", server.url,
+                         "--api-key", key.secret)  # fmt: skip
+        assert ran.returncode == 1 and "Traceback" not in ran.stderr + ran.stdout
+        assert "error (wrong_agent)" in ran.stderr
+    finally:
+        server.process.kill()
+    bad_port = tether_cmd("serve", "--db", db_url, "--port", "70000")
+    assert bad_port.returncode == 2 and "--port" in bad_port.stderr
+
+
+def test_a_worker_with_no_handlers_claims_nothing(db_url: str) -> None:
+    with tether.connect(db_url) as client:
+        intent = new_intent(client)
+        idle = tether.Worker(client, agent="agent://test/refunds")
+        with pytest.raises(tether.TetherError, match="no handlers"):
+            idle.run_once()
+        assert client.get_intent(intent.intent_id).status is tether.Status.SUBMITTED

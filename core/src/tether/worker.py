@@ -336,8 +336,11 @@ class WorkContext:
         heartbeat_timeout: float | None = None,
     ) -> Wait:
         """Start a long external call and suspend until it posts its result. ``start`` gets
-        the callback token; it may run again if the worker dies before the wait is recorded,
-        so it should be idempotent (the token is the same each time)."""
+        the callback token, once the wait is recorded. A worker that dies after the wait is
+        recorded and before ``start`` has made its call leaves the intent waiting for a
+        call that was never made: pass ``heartbeat_timeout`` (the call must then report in
+        time, through the token's heartbeat) so that such a wait times out and the intent
+        goes on, or make ``start`` report its call elsewhere first."""
         wait = self._existing(key)
         if wait is None:
             self._held()
@@ -429,6 +432,8 @@ class Worker:
         While the agent is paused or killed the worker claims nothing; its guard wakes it
         as soon as the agent is resumed."""
         client = self._client()
+        if not self.handlers:  # it would claim every type and fail what it cannot handle
+            raise TetherError("the worker has no handlers: register one with @worker.handler")
         self._beat(client)
         guard = client.guard(self.agent)
         if guard.stopped and not guard.wait_until_active(self.poll_seconds):
@@ -511,8 +516,8 @@ class Worker:
         self._last_beat = now
         try:
             client.agent_heartbeat(self.agent)
-        except TetherError:
-            logger.warning("agent heartbeat failed", exc_info=True)
+        except TetherError as exc:  # (an answer, not a bug: no traceback)
+            logger.warning("agent heartbeat failed (%s): %s", exc.code, exc.message)
 
 
 def load(target: str) -> Worker:

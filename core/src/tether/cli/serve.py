@@ -26,7 +26,9 @@ def _loopback(host: str) -> bool:
 def serve(
     db: DbOption = None,
     host: Annotated[str, typer.Option(envvar="TETHER_HOST", help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(envvar="TETHER_PORT", help="Port to listen on.")] = 8700,
+    port: Annotated[
+        int, typer.Option(envvar="TETHER_PORT", min=0, max=65535, help="Port to listen on.")
+    ] = 8700,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
 ) -> None:
     """Run the HTTP server (AXP's intent API, tether's extensions, /metrics, /openapi.json)."""
@@ -94,12 +96,19 @@ def worker(
     except (TetherError, ImportError, AttributeError) as exc:
         err_console.print(f"[red]error[/red]: {exc}")
         raise typer.Exit(1) from None
+    if not w.handlers:
+        c.close()
+        err_console.print(f"[red]error[/red]: {target} has no handlers (@worker.handler(type))")
+        raise typer.Exit(1)
     signal.signal(signal.SIGTERM, lambda *_: w.stop())
-    console.print(f"worker for {w.agent} ({', '.join(w.handlers) or 'every type'}) as {w.owner}")
+    console.print(f"worker for {w.agent} ({', '.join(w.handlers)}) as {w.owner}")
     try:
         w.run(c)
     except KeyboardInterrupt:
         pass
+    except TetherError as exc:  # (a bad or revoked key, another agent's key...)
+        err_console.print(f"[red]error[/red] ({exc.code}): {exc.message}")
+        raise typer.Exit(1) from None
     finally:
         c.close()
 

@@ -77,8 +77,10 @@ class AsyncClient:
         return self._sync
 
     async def close(self) -> None:
-        self._pool.shutdown(wait=True)
-        self._sync.close()
+        """Wait for the calls still running on the pool's threads, off the event loop (a
+        long poll may take its whole timeout), then close the client underneath."""
+        await asyncio.to_thread(self._pool.shutdown, wait=True)
+        await asyncio.to_thread(self._sync.close)
 
     async def __aenter__(self) -> AsyncClient:
         return self
