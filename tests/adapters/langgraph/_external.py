@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from langgraph.config import get_config
-from tether_langgraph._binding import binding_of, scoped_key
+from tether_langgraph._binding import binding_of, in_tool_call, scoped_key
 
 
 def create(path: Path) -> None:
@@ -38,6 +38,9 @@ def journal_key(kind: str, name: str) -> str:
     config = get_config()
     binding = binding_of(config)
     assert binding is not None, "the graph runs outside a tether run"
+    if kind == "tool":  # a tool call's record is keyed by its task and id, outside the call
+        with in_tool_call(None):
+            return f"{binding.intent_id}:{scoped_key(config, kind, name)}"
     return f"{binding.intent_id}:{scoped_key(config, kind, name)}"
 
 
