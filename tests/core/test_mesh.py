@@ -402,3 +402,12 @@ def test_each_workspace_has_its_own_agent_of_an_address(client: Client) -> None:
         theirs_claim = other.claim(AGENT)
         assert theirs_claim is not None and theirs_claim.intent.intent_id == theirs.intent_id
         assert client.get_agent(AGENT).status is AgentStatus.PAUSED
+
+
+@pytest.mark.parametrize("bad", ["agent://demo/x#y", "a b c", "agent://", "agent://a/b/c/d"])
+def test_an_agent_address_is_checked_the_same_on_every_transport(client: Client, bad: str) -> None:
+    with pytest.raises(tether.InvalidRequest):
+        client.register_agent(bad)
+    with pytest.raises((tether.InvalidRequest, tether.NotFound)):
+        client.kill_agent(bad)
+    assert [a.address for a in client.list_agents()] == []

@@ -12,7 +12,7 @@ from typing import Any
 from ..clock import from_text
 from ..errors import InvalidRequest, NotFound
 from ..model import ApiKey, KeyRole, NewKey
-from ..model.base import _agent_address
+from ..model.base import agent_address
 from ..store import KEY_CHANGES, Tx
 from .context import Ctx
 from .records import dumps, ts
@@ -52,7 +52,7 @@ def create(
         if agent is None:
             raise InvalidRequest("an agent key is bound to an agent: pass --agent agent://ws/name")
         try:
-            _agent_address(agent)
+            agent_address(agent)
         except ValueError as exc:
             raise InvalidRequest(str(exc)) from None
     elif agent is not None:

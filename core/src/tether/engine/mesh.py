@@ -48,6 +48,7 @@ from ..model import (
     WaitKind,
     WaitSpec,
 )
+from ..model.base import agent_address
 from ..store import AGENT_CHANGES, Tx, work_for
 from .context import Ctx
 from .records import IntentRow, dumps, for_update, load_intent, loads
@@ -132,7 +133,13 @@ def load(
 
 def register(tx: Tx, ctx: Ctx, address: str, workspace: str | None = None) -> None:
     """An agent exists once it is used: register it if it is new (active, open policy), in
-    ``workspace`` (the actor's, unless given)."""
+    ``workspace`` (the actor's, unless given). Its address must be one (as over HTTP)."""
+    try:
+        agent_address(address)
+    except ValueError as exc:
+        raise InvalidRequest(
+            str(exc), code="invalid_agent_address", details={"agent": address[:400]}
+        ) from None
     tx.execute(
         "INSERT INTO agents (address, workspace, status, created_at, updated_at, schema_version) "
         "VALUES (?, ?, 'active', ?, ?, 1) ON CONFLICT DO NOTHING",

@@ -15,7 +15,8 @@ _AGENT = re.compile(r"^agent://[A-Za-z0-9._-]+(/[A-Za-z0-9._-]+){0,2}$")
 _INTENT_TYPE = re.compile(r"^[a-z0-9_]+(\.[a-z0-9_]+)+\.v[0-9]+$")
 
 
-def _agent_address(value: str) -> str:
+def agent_address(value: str) -> str:
+    """``value`` if it is an agent address (``agent://workspace/name``), else ValueError."""
     if len(value) > 383 or not _AGENT.match(value):
         raise ValueError(
             "an agent address looks like agent://workspace/name (letters, digits, '.', '_', '-')"
@@ -29,7 +30,7 @@ def _intent_type(value: str) -> str:
     return value
 
 
-AgentAddress = Annotated[str, AfterValidator(_agent_address)]
+AgentAddress = Annotated[str, AfterValidator(agent_address)]
 IntentType = Annotated[str, AfterValidator(_intent_type)]
 JSONObject = dict[str, Any]
 
