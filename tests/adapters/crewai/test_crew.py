@@ -149,3 +149,67 @@ def test_gated_tasks_must_be_crewai_tasks() -> None:
 
     with pytest.raises(TypeError):
         requires_approval("publish")  # type: ignore[arg-type]
+
+
+def test_an_empty_tool_result_is_replayed_as_the_empty_result_it_was(client: Client) -> None:
+    """A tool that returns "" (a payment that prints nothing) is journaled. Replayed after
+    a pause, the model gets "" again, not crewai's 'blocked by hook' message, which would
+    lead it to call the tool a second time."""
+    from crewai import Agent, Crew, Task
+    from crewai.hooks import before_tool_call
+    from crewai.tools import BaseTool
+    from tether_crewai.testing import ScriptedLLM, final_answer, tool_call
+
+    ran: list[str] = []
+    seen: list[str] = []
+
+    class Charge(BaseTool):
+        name: str = "charge"
+        description: str = "Charge a card; prints nothing."
+
+        def _run(self, amount: str) -> str:
+            ran.append(f"charge {amount}")
+            return ""
+
+    class Notify(BaseTool):
+        name: str = "notify"
+        description: str = "Tell someone."
+
+        def _run(self, who: str) -> str:
+            ran.append(f"notify {who}")
+            return "sent"
+
+    def second(text: str) -> str:
+        last = text.rsplit("Observation:", 1)[-1][:80].strip()
+        seen.append(last)
+        if "blocked by hook" in last:  # as a model told its call did not run: again
+            return tool_call("charge", '{"amount": "5"}')
+        return tool_call("notify", '{"who": "ops"}')
+
+    def build() -> Crew:
+        llm = ScriptedLLM(
+            replies={"PAY": [tool_call("charge", '{"amount": "5"}'), second, final_answer("paid")]}
+        )
+        payer = Agent(role="payer", goal="g", backstory="b", llm=llm, tools=[Charge(), Notify()],
+                      max_iter=5)  # fmt: skip
+        return Crew(agents=[payer],
+                    tasks=[Task(description="PAY the bill", expected_output="x", agent=payer)])  # fmt: skip
+
+    paused: list[int] = []
+
+    @before_tool_call
+    def pause_before_notify(ctx: object) -> None:
+        if getattr(ctx, "tool_name", "") == "notify" and not paused:
+            paused.append(1)
+            client.pause_agent(AGENT, reason="deploy")
+
+    durable = DurableCrew(build, client, agent=AGENT)
+    run = durable.run({})
+    assert client.get_intent(run.intent_id).status is Status.IN_PROGRESS  # held by the pause
+    assert ran == ["charge 5"]
+    client.resume_agent(AGENT)
+    seen.clear()
+    done = durable.resume(run.intent_id)
+    assert done.status is Status.COMPLETED
+    assert ran == ["charge 5", "notify ops"]  # charge once in all
+    assert seen and "blocked by hook" not in seen[0]

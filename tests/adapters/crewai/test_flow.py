@@ -76,3 +76,28 @@ def test_the_decision_travels_as_json() -> None:
 def test_the_flow_id_is_the_intent_id(client: Client, tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="intent id"):
         _durable(client, tmp_path).run({"id": "mine"})
+
+
+def test_a_router_that_waits_is_refused(client: Client) -> None:
+    """crewai resumes a paused flow method by its own name's listeners, never by the route
+    it returned: the routed branch would be skipped and the run end as if it had run."""
+    from crewai.flow import Flow, listen, persist, router, start
+    from tether_crewai import wait_for_human
+
+    @persist(TetherFlowPersistence())
+    class Routed(Flow[dict]):  # type: ignore[type-arg]
+        @start()
+        def write(self) -> str:
+            return "draft"
+
+        @router(write)
+        @wait_for_human("Ship it?")
+        def route(self) -> str:
+            return "ship"
+
+        @listen("ship")
+        def publish(self) -> str:
+            return "published"
+
+    with pytest.raises(TypeError, match="router"):
+        DurableFlow(Routed, client, agent=FLOW_AGENT)

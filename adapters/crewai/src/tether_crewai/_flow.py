@@ -16,6 +16,7 @@ from typing import Any
 
 import tether
 from crewai.flow import Flow, HumanFeedbackPending
+from crewai.flow.flow_wrappers import RouterMethod
 from crewai.flow.runtime import Flow as RuntimeFlow
 
 from ._binding import PriceFn, ToolDeniedPolicy
@@ -73,6 +74,15 @@ class DurableFlow(DurableRun):
             client, agent=agent, intent_type=intent_type, lease_seconds=lease_seconds,
             price=price, on_tool_denied=on_tool_denied, crewai_telemetry=crewai_telemetry,
         )  # fmt: skip
+        for name, method in vars(flow).items():
+            if isinstance(method, RouterMethod) and pause_of(flow, name) is not None:
+                # crewai resumes a paused method by triggering its own name's listeners,
+                # never the route it returned: the routed branch would be skipped in silence
+                raise TypeError(
+                    f"{flow.__name__}.{name} is a @router that waits: a router's route is "
+                    "lost when its flow resumes; wait in a @start or @listen method and "
+                    "route on its result in a @router after it"
+                )
         self.flow = flow
 
     def run(

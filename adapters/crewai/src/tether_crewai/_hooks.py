@@ -121,7 +121,7 @@ def _after_tool(binding: Binding, ctx: Any) -> str | None:
             },
         )
         return None
-    return shown or None
+    return shown  # (an empty recorded result is a result: "" replaces the blocked message)
 
 
 def _before_model(binding: Binding, ctx: Any) -> None:

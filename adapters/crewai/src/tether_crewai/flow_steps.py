@@ -7,7 +7,8 @@ answered, a worker resumes the flow with ``Flow.from_pending(...).resume(decisio
 the method's listeners get crewai's ``HumanFeedbackResult``: ``.output`` is the method's
 return value (as JSON) and ``.feedback`` the decision as JSON (:meth:`Decision.from_feedback`).
 
-Put the decorator below ``@start``/``@listen``/``@router``::
+Put the decorator below ``@start`` or ``@listen`` (not ``@router``: crewai resumes a paused
+method by its own name's listeners, so a router's route would be lost)::
 
     @listen(draft)
     @wait_for_human("Publish this post?", assignees=["editor@example.com"])
@@ -93,7 +94,7 @@ def _text(value: FlowText | None, flow: Any, output: Any, default: str) -> str:
 def _pause_after(pause: Pause) -> Callable[[F], F]:
     def decorate(fn: F) -> F:
         if not inspect.isfunction(fn):
-            raise TypeError("put the tether decorator below @start/@listen/@router")
+            raise TypeError("put the tether decorator below @start or @listen")
 
         def suspend(flow: Any, output: Any) -> None:
             value = to_json(output)
