@@ -213,3 +213,45 @@ def test_an_empty_tool_result_is_replayed_as_the_empty_result_it_was(client: Cli
     assert done.status is Status.COMPLETED
     assert ran == ["charge 5", "notify ops"]  # charge once in all
     assert seen and "blocked by hook" not in seen[0]
+
+
+def test_a_skipped_conditional_task_does_not_make_later_tasks_run_again(
+    client: Client, editor: Client
+) -> None:
+    """crewai skips a ConditionalTask without its hooks; its skipped output is recorded when
+    the next task starts, so a resume restores every finished task after it too."""
+    from crewai import Agent, Crew, Task
+    from crewai.tasks.conditional_task import ConditionalTask
+    from tether_crewai import requires_approval
+    from tether_crewai.testing import ScriptedLLM, final_answer
+
+    ran: list[str] = []
+
+    def build() -> Crew:
+        def reply(name: str) -> object:
+            def answer(text: str) -> str:
+                ran.append(f"model {name}")
+                return final_answer("ok")
+
+            return answer
+
+        llm = ScriptedLLM(replies={n: [reply(n)] for n in ("FIRST", "COND", "THIRD", "LAST")})
+        a = Agent(role="worker", goal="g", backstory="b", llm=llm, max_iter=3)
+        return Crew(agents=[a], tasks=[
+            Task(description="FIRST", expected_output="x", agent=a),
+            ConditionalTask(description="COND", expected_output="x", agent=a,
+                            condition=lambda out: False),
+            Task(description="THIRD", expected_output="x", agent=a,
+                 callback=lambda out: ran.append("callback THIRD")),
+            requires_approval(Task(description="LAST", expected_output="x", agent=a)),
+        ])  # fmt: skip
+
+    durable = DurableCrew(build, client, agent=AGENT)
+    run = durable.run({})
+    assert run.status is Status.WAITING
+    assert ran == ["model FIRST", "model THIRD", "callback THIRD"]
+    editor.approve(run.intent_id)
+    ran.clear()
+    done = DurableCrew(build, client, agent=AGENT).resume(run.intent_id)
+    assert done.status is Status.COMPLETED
+    assert ran == ["model LAST"]  # FIRST and THIRD restored, COND still skipped

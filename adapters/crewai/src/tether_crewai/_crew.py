@@ -19,6 +19,7 @@ from typing import Any
 import tether
 from crewai import Crew, Task
 from crewai.crews.crew_output import CrewOutput
+from crewai.tasks.conditional_task import ConditionalTask
 from crewai.tasks.task_output import TaskOutput
 
 from ._binding import Binding, PriceFn, ToolDeniedPolicy
@@ -182,6 +183,8 @@ class CrewSegment:
 
     def before_task(self, task: Any, context: str | None) -> str | None:
         index = self.index_of.get(id(task))
+        if index is not None:
+            self._record_skipped(index)
         gate = gate_of(task) if index is not None else None
         if index is None or gate is None:
             return None
@@ -209,6 +212,16 @@ class CrewSegment:
             return None
         set_decision(task, decision)
         return f"{context}\n\n{note}" if context else note
+
+    def _record_skipped(self, index: int) -> None:
+        """crewai skips a ConditionalTask whose condition is false without running its
+        hooks, so nothing recorded it: once a later task starts, record the output crewai
+        gave it, or a resume would stop restoring finished tasks there and run the later
+        ones (their model calls and callbacks) again."""
+        for j in range(index):
+            skipped = self.tasks[j]
+            if isinstance(skipped, ConditionalTask) and self.finished(j) is None:
+                self.binding.record(output_key(j), dump_output(skipped.get_skipped_task_output()))
 
     def after_task(self, task: Any, output: Any) -> None:
         index = self.index_of.get(id(task))
