@@ -171,11 +171,11 @@ def test_an_empty_tool_result_is_replayed_as_the_empty_result_it_was(client: Cli
             ran.append(f"charge {amount}")
             return ""
 
-    class Notify(BaseTool):
+    class Notify(Charge):
         name: str = "notify"
         description: str = "Tell someone."
 
-        def _run(self, who: str) -> str:
+        def _run(self, who: str) -> str:  # type: ignore[override]
             ran.append(f"notify {who}")
             return "sent"
 

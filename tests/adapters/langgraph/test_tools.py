@@ -159,13 +159,7 @@ def test_outside_a_run_tools_and_steps_just_run() -> None:
         call = {"name": "notify", "args": {"text": value}, "id": "c1"}
         return {"messages": [AIMessage("", tool_calls=[call])]}
 
-    g = StateGraph(MessagesState)
-    g.add_node("agent", agent)
-    g.add_node("tools", tool_node([notify]))
-    g.add_edge(START, "agent")
-    g.add_edge("agent", "tools")
-    g.add_edge("tools", END)
-    graph = g.compile(checkpointer=InMemorySaver())
+    graph = _agent_then_tools(agent, [notify], InMemorySaver())
     graph.invoke({"messages": []}, {"configurable": {"thread_id": str(uuid.uuid4())}})
     assert effects == ["noted"]
 
@@ -224,13 +218,7 @@ def _two_payments_graph(client: Client, effects: list[str]) -> Any:
     def agent(state: MessagesState) -> dict[str, Any]:
         return {"messages": [AIMessage("", tool_calls=calls)]}
 
-    g = StateGraph(MessagesState)
-    g.add_node("agent", agent)
-    g.add_node("tools", tool_node([pay]))
-    g.add_edge(START, "agent")
-    g.add_edge("agent", "tools")
-    g.add_edge("tools", END)
-    return g.compile(checkpointer=TetherSaver(client))
+    return _agent_then_tools(agent, [pay], TetherSaver(client))
 
 
 def test_each_call_of_a_step_asks_its_own_question_and_keeps_its_own_steps(
@@ -279,13 +267,10 @@ def test_parallel_calls_each_record_their_own_step(client: Client) -> None:
         {"name": "charge", "args": {"who": "ann", "amount": 10}, "id": "call_a"},
         {"name": "charge", "args": {"who": "bob", "amount": 20}, "id": "call_b"},
     ]
-    g = StateGraph(MessagesState)
-    g.add_node("agent", lambda state: {"messages": [AIMessage("", tool_calls=calls)]})
-    g.add_node("tools", tool_node([charge]))
-    g.add_edge(START, "agent")
-    g.add_edge("agent", "tools")
-    g.add_edge("tools", END)
-    durable = DurableGraph(g.compile(checkpointer=TetherSaver(client)), client, agent=AGENT)
+    graph = _agent_then_tools(
+        lambda state: {"messages": [AIMessage("", tool_calls=calls)]}, [charge], TetherSaver(client)
+    )
+    durable = DurableGraph(graph, client, agent=AGENT)
     done = durable.start({"messages": []})
     assert done.status == "completed"
     assert sorted(effects) == ["ann:10", "bob:20"]
@@ -317,3 +302,14 @@ def test_a_run_parked_before_calls_had_their_own_waits_is_answered_where_it_wait
     assert done.status == "completed"
     assert effects == ["notify:refund coming", "pay:500"]
     assert len(client.list_waits(run.intent_id)) == 1  # not asked again
+
+
+def _agent_then_tools(agent: Any, tools: list[Any], checkpointer: Any) -> Any:
+    """A graph whose agent node asks for tool calls once; the tools run, and it ends."""
+    g = StateGraph(MessagesState)
+    g.add_node("agent", agent)
+    g.add_node("tools", tool_node(tools))
+    g.add_edge(START, "agent")
+    g.add_edge("agent", "tools")
+    g.add_edge("tools", END)
+    return g.compile(checkpointer=checkpointer)
