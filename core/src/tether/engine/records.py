@@ -233,8 +233,12 @@ def wait_from_row(row: tuple[Any, ...], token: str | None = None) -> Wait:
     )
 
 
+WAIT_BY_ID = f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?"
+"""A wait's row (its id the one parameter)."""
+
+
 def load_wait_row(tx: Tx, wait_id: str) -> tuple[Any, ...]:
-    row = tx.one(f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?", (wait_id,))
+    row = tx.one(WAIT_BY_ID, (wait_id,))
     if row is None:
         raise NotFound(f"no wait {wait_id}", details={"wait_id": wait_id})
     return row

@@ -43,6 +43,7 @@ from ..store import Tx
 from .context import Ctx
 from .mesh import SPEND_WAIT_KEY
 from .records import (
+    WAIT_BY_ID,
     WAIT_COLUMNS,
     WAITING_ON,
     IntentRow,
@@ -353,9 +354,6 @@ def _fail_closed(
 
     row.wait_id = None
     end(tx, ctx, row, Status.FAILED, "intent.failed", details=details, error=error)
-
-
-WAIT_BY_ID = f"SELECT {WAIT_COLUMNS} FROM waits WHERE wait_id = ?"
 
 
 def _open_wait_of(
