@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import tether
 
-from .conftest import new_intent
+from .conftest import new_intent, outsider
 
 
 def _intent_with_trail(db_url: str) -> str:
@@ -176,3 +176,12 @@ def test_verifying_while_intents_are_written_finds_nothing_wrong() -> None:
             writer.join()
         assert [r.problems for r in reports if not r.ok] == []
         assert client.verify_audit().ok
+
+
+def test_verifying_an_intent_this_client_cannot_see_is_not_found(client: tether.Client) -> None:
+    intent = new_intent(client)
+    assert client.verify_audit(intent.intent_id).ok
+    with pytest.raises(tether.NotFound):
+        client.verify_audit("no-such-intent")
+    with outsider(client) as other, pytest.raises(tether.NotFound):
+        other.verify_audit(intent.intent_id)  # another workspace's

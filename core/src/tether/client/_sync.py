@@ -778,5 +778,8 @@ class Client:
         )
 
     def verify_audit(self, intent_id: str | None = None) -> ChainReport:
-        """Recompute the hash chain of one intent, or of every intent."""
+        """Recompute the hash chain of one intent (:class:`tether.NotFound` if this client
+        may not see it, as over HTTP), or of every intent."""
+        if intent_id is not None and isinstance(self._engine, Engine):
+            self._engine.get_intent(intent_id)  # (the server checks the same)
         return self._engine.verify_audit(intent_id)
