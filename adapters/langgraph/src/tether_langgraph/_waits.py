@@ -228,12 +228,14 @@ def wait_of(binding: RunBinding, request: WaitRequest) -> Wait | None:
     key a release before call scoping gave it (a run it parked is answered there), if that
     wait asked the same (the same task, or the same tool): two calls of one step that asked
     different things never share an answer."""
-    wait = binding.find_wait(request.key)
-    legacy = unscoped_from_call(request.key) if wait is None else None
+    legacy = unscoped_from_call(request.key)
     if legacy is None:
-        return wait
-    old = binding.find_wait(legacy)
-    if old is None or old.kind.value != request.kind:
+        return binding.find_wait(request.key)
+    waits = {w.key: w for w in binding.client.list_waits(binding.intent_id)}  # (one read)
+    old = waits.get(legacy) if request.key not in waits else None
+    if old is None:
+        return waits.get(request.key)
+    if old.kind.value != request.kind:
         return None
     if request.kind == "human":
         asked = old.human_task

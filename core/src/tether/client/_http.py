@@ -777,7 +777,7 @@ class HttpBackend:
             remaining = 30.0 if limit is None else limit - time.monotonic()
             if remaining <= 0:
                 raise WaitTimeout(
-                    f"intent {_q(intent_id)} is still {intent.status.value}",
+                    f"intent {intent_id} is still {intent.status.value}",
                     details={
                         "intent_id": intent_id,
                         "status": intent.status.value,

@@ -133,13 +133,7 @@ def load(
 
 def register(tx: Tx, ctx: Ctx, address: str, workspace: str | None = None) -> None:
     """An agent exists once it is used: register it if it is new (active, open policy), in
-    ``workspace`` (the actor's, unless given). Its address must be one (as over HTTP)."""
-    try:
-        agent_address(address)
-    except ValueError as exc:
-        raise InvalidRequest(
-            str(exc), code="invalid_agent_address", details={"agent": address[:400]}
-        ) from None
+    ``workspace`` (the actor's, unless given)."""
     tx.execute(
         "INSERT INTO agents (address, workspace, status, created_at, updated_at, schema_version) "
         "VALUES (?, ?, 'active', ?, ?, 1) ON CONFLICT DO NOTHING",
@@ -150,7 +144,14 @@ def register(tx: Tx, ctx: Ctx, address: str, workspace: str | None = None) -> No
 def ensure(
     tx: Tx, ctx: Ctx, address: str, *, lock: bool = False, workspace: str | None = None
 ) -> AgentRow:
-    """The agent, registered now if it was never used."""
+    """The agent, registered now if it was never used. Its address must be one, as over HTTP
+    (an intent's addresses were checked with the intent; this is the agent calls' way in)."""
+    try:
+        agent_address(address)
+    except ValueError as exc:
+        raise InvalidRequest(
+            str(exc), code="invalid_agent_address", details={"agent": address[:400]}
+        ) from None
     register(tx, ctx, address, workspace)
     return load(tx, ctx, address, lock=lock, workspace=workspace)
 
